@@ -1,0 +1,366 @@
+//! The Account aggregate: an enterprise customer, its id the account name. It knows which numbers
+//! it holds and which services each uses, so the rules that depend on them (deletion, tenant
+//! changes, disabling a service) are decided here, inside the same consistency boundary.
+
+use std::collections::BTreeMap;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+use crate::service_details::{AccountServices, Service};
+use crate::values::{
+    AccountName, E164, Identifier, ProvisioningError, ProvisioningStatus, SyncState,
+};
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Account {
+    /// How many events have been applied: the stream's last sequence.
+    pub version: u64,
+    pub state: Option<AccountState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountState {
+    pub name: AccountName,
+    pub correlation_id: Option<Identifier>,
+    pub services: AccountServices,
+    /// Each number of the account with the services it has enabled.
+    pub numbers: BTreeMap<E164, Vec<Service>>,
+    pub sync: SyncState,
+}
+
+impl AccountState {
+    /// How many of the account's numbers have `service` enabled.
+    pub fn number_count(&self, service: Service) -> usize {
+        self.numbers
+            .values()
+            .filter(|services| services.contains(&service))
+            .count()
+    }
+
+    fn teams_tenant_bound_numbers(&self) -> usize {
+        self.numbers
+            .values()
+            .filter(|services| services.iter().any(|s| s.is_teams_tenant_bound()))
+            .count()
+    }
+}
+
+/// A number's membership in an account, with the services it uses there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberMembership {
+    pub telephone_number: E164,
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountCommand {
+    /// Creates the account, or replaces its settings when it exists.
+    CreateOrReplace {
+        name: AccountName,
+        correlation_id: Option<Identifier>,
+        services: AccountServices,
+    },
+    /// Records that numbers joined the account or changed the services they use.
+    AddNumbers {
+        account: AccountName,
+        numbers: Vec<NumberMembership>,
+    },
+    /// Records that numbers left the account.
+    RemoveNumbers {
+        account: AccountName,
+        numbers: Vec<E164>,
+    },
+    /// Deletes the account; with `delete_numbers` its numbers go with it.
+    Delete {
+        account: AccountName,
+        delete_numbers: bool,
+    },
+    RecordProvisioned {
+        for_version: u64,
+    },
+    RecordProvisioningFailed {
+        for_version: u64,
+        errors: Vec<ProvisioningError>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AccountEvent {
+    AccountCreated {
+        name: AccountName,
+        correlation_id: Option<Identifier>,
+        services: AccountServices,
+        sync_required: bool,
+    },
+    AccountUpdated {
+        correlation_id: Option<Identifier>,
+        services: AccountServices,
+        sync_required: bool,
+    },
+    NumbersAdded {
+        numbers: Vec<NumberMembership>,
+    },
+    NumbersRemoved {
+        numbers: Vec<E164>,
+    },
+    AccountDeleted {
+        /// The numbers deleted together with the account.
+        deleted_numbers: Vec<E164>,
+    },
+    AccountProvisioned {
+        for_version: u64,
+    },
+    AccountProvisioningFailed {
+        for_version: u64,
+        errors: Vec<ProvisioningError>,
+    },
+}
+
+impl DomainEvent for AccountEvent {
+    fn event_type(&self) -> String {
+        match self {
+            AccountEvent::AccountCreated { .. } => "AccountCreated",
+            AccountEvent::AccountUpdated { .. } => "AccountUpdated",
+            AccountEvent::NumbersAdded { .. } => "NumbersAdded",
+            AccountEvent::NumbersRemoved { .. } => "NumbersRemoved",
+            AccountEvent::AccountDeleted { .. } => "AccountDeleted",
+            AccountEvent::AccountProvisioned { .. } => "AccountProvisioned",
+            AccountEvent::AccountProvisioningFailed { .. } => "AccountProvisioningFailed",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+impl Account {
+    pub fn exists(&self) -> bool {
+        self.state.is_some()
+    }
+
+    fn existing(&self, name: &AccountName) -> Result<&AccountState, DomainError> {
+        self.state
+            .as_ref()
+            .ok_or_else(|| DomainError::AccountNotFound(name.clone()))
+    }
+
+    fn is_stale_outcome(&self, for_version: u64) -> bool {
+        match &self.state {
+            Some(state) => state.sync.version != for_version,
+            None => true,
+        }
+    }
+}
+
+/// Refuses a replacement that would strand numbers: a service they use switched off, or the
+/// Teams tenant changed under Operator Connect or Teams Phone Mobile numbers.
+fn check_replacement(state: &AccountState, services: &AccountServices) -> Result<(), DomainError> {
+    for service in Service::ALL {
+        let count = state.number_count(service);
+        if count > 0 && !services.is_enabled(service) {
+            return Err(DomainError::ServiceStillUsed {
+                service: service.wire_name(),
+                count,
+            });
+        }
+    }
+    if services.teams_tenant_id != state.services.teams_tenant_id {
+        let count = state.teams_tenant_bound_numbers();
+        if count > 0 {
+            return Err(DomainError::TenantChangeWithNumbers {
+                account: state.name.clone(),
+                count,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "account";
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        match command {
+            AccountCommand::CreateOrReplace {
+                name,
+                correlation_id,
+                services,
+            } => {
+                services.validate()?;
+                let sync_required = services.any_sync_enabled();
+                let event = match &self.state {
+                    None => AccountEvent::AccountCreated {
+                        name,
+                        correlation_id,
+                        services,
+                        sync_required,
+                    },
+                    Some(state)
+                        if state.services == services && state.correlation_id == correlation_id =>
+                    {
+                        return Ok(());
+                    }
+                    Some(state) => {
+                        check_replacement(state, &services)?;
+                        AccountEvent::AccountUpdated {
+                            correlation_id,
+                            services,
+                            sync_required,
+                        }
+                    }
+                };
+                sink.write(event, self).await;
+            }
+            AccountCommand::AddNumbers { account, numbers } => {
+                let state = self.existing(&account)?;
+                let changed: Vec<NumberMembership> = numbers
+                    .into_iter()
+                    .filter(|m| state.numbers.get(&m.telephone_number) != Some(&m.services))
+                    .collect();
+                for membership in &changed {
+                    for service in &membership.services {
+                        if !state.services.is_enabled(*service) {
+                            return Err(DomainError::ServiceNotEnabledOnAccount {
+                                service: service.wire_name(),
+                            });
+                        }
+                    }
+                }
+                if !changed.is_empty() {
+                    sink.write(AccountEvent::NumbersAdded { numbers: changed }, self)
+                        .await;
+                }
+            }
+            AccountCommand::RemoveNumbers { account, numbers } => {
+                let state = self.existing(&account)?;
+                let present: Vec<E164> = numbers
+                    .into_iter()
+                    .filter(|n| state.numbers.contains_key(n))
+                    .collect();
+                if !present.is_empty() {
+                    sink.write(AccountEvent::NumbersRemoved { numbers: present }, self)
+                        .await;
+                }
+            }
+            AccountCommand::Delete {
+                account,
+                delete_numbers,
+            } => {
+                let state = self.existing(&account)?;
+                if !state.numbers.is_empty() && !delete_numbers {
+                    return Err(DomainError::AccountHasNumbers {
+                        account: state.name.clone(),
+                        count: state.numbers.len(),
+                    });
+                }
+                let deleted_numbers = state.numbers.keys().cloned().collect();
+                sink.write(AccountEvent::AccountDeleted { deleted_numbers }, self)
+                    .await;
+            }
+            AccountCommand::RecordProvisioned { for_version } => {
+                if !self.is_stale_outcome(for_version) {
+                    sink.write(AccountEvent::AccountProvisioned { for_version }, self)
+                        .await;
+                }
+            }
+            AccountCommand::RecordProvisioningFailed {
+                for_version,
+                errors,
+            } => {
+                if !self.is_stale_outcome(for_version) {
+                    sink.write(
+                        AccountEvent::AccountProvisioningFailed {
+                            for_version,
+                            errors,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
+        let version = self.version;
+        let sync_for = |required: bool| {
+            if required {
+                SyncState::pending(version)
+            } else {
+                SyncState::nothing_to_sync(version)
+            }
+        };
+        match event {
+            AccountEvent::AccountCreated {
+                name,
+                correlation_id,
+                services,
+                sync_required,
+            } => {
+                self.state = Some(AccountState {
+                    name,
+                    correlation_id,
+                    services,
+                    numbers: BTreeMap::new(),
+                    sync: sync_for(sync_required),
+                });
+            }
+            AccountEvent::AccountUpdated {
+                correlation_id,
+                services,
+                sync_required,
+            } => {
+                if let Some(state) = &mut self.state {
+                    state.correlation_id = correlation_id;
+                    state.services = services;
+                    state.sync = sync_for(sync_required);
+                }
+            }
+            AccountEvent::NumbersAdded { numbers } => {
+                if let Some(state) = &mut self.state {
+                    for membership in numbers {
+                        state
+                            .numbers
+                            .insert(membership.telephone_number, membership.services);
+                    }
+                }
+            }
+            AccountEvent::NumbersRemoved { numbers } => {
+                if let Some(state) = &mut self.state {
+                    for number in numbers {
+                        state.numbers.remove(&number);
+                    }
+                }
+            }
+            AccountEvent::AccountDeleted { .. } => self.state = None,
+            AccountEvent::AccountProvisioned { .. } => {
+                if let Some(state) = &mut self.state {
+                    state.sync.status = ProvisioningStatus::Synced;
+                    state.sync.errors.clear();
+                }
+            }
+            AccountEvent::AccountProvisioningFailed { errors, .. } => {
+                if let Some(state) = &mut self.state {
+                    state.sync.status = ProvisioningStatus::Failed;
+                    state.sync.errors = errors;
+                }
+            }
+        }
+    }
+}

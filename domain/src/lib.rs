@@ -1,0 +1,22 @@
+//! nmp's domain: the Consent, Account and Number aggregates with their commands, events and
+//! value types. Pure: it knows nothing of HTTP, SQL or NATS, and takes time from its commands.
+
+pub mod account;
+pub mod consent;
+pub mod error;
+pub mod number;
+pub mod service_details;
+pub mod values;
+
+pub use account::{Account, AccountCommand, AccountEvent, AccountState, NumberMembership};
+pub use consent::{
+    Consent, ConsentCommand, ConsentEvent, ConsentReport, ConsentState, Contact,
+    CustomerRelationship, RelationshipChange,
+};
+pub use error::{DomainError, RefusalKind};
+pub use number::{Number, NumberCommand, NumberEvent, NumberState};
+pub use service_details::{
+    AccountServices, DirectRoutingConfiguration, DirectRoutingService, NumberDetails, PlainService,
+    Service, SyncableService, TeamsNumberConfiguration, TeamsNumberService,
+};
+pub use values::*;

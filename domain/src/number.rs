@@ -1,0 +1,318 @@
+//! The Number aggregate: one telephone number, its id the E.164 string. A number belongs to one
+//! account at a time; deleting it frees it for any account.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+use crate::service_details::{AccountServices, NumberDetails};
+use crate::values::{
+    AccountName, E164, ProvisioningError, ProvisioningStatus, SipHeaderValue, SyncState,
+};
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Number {
+    /// How many events have been applied: the stream's last sequence.
+    pub version: u64,
+    pub state: Option<NumberState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumberState {
+    pub telephone_number: E164,
+    pub account: AccountName,
+    pub details: NumberDetails,
+    pub sync: SyncState,
+    /// Whether the last change had to reach the backend.
+    pub sync_required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NumberCommand {
+    /// Adds the number to an account, or replaces its settings there. The account's services
+    /// come with the command so the number's can be checked against them.
+    AddOrUpdate {
+        telephone_number: E164,
+        account: AccountName,
+        account_services: AccountServices,
+        details: NumberDetails,
+    },
+    SetSipHeader {
+        telephone_number: E164,
+        account: AccountName,
+        account_services: AccountServices,
+        value: Option<SipHeaderValue>,
+    },
+    Delete {
+        telephone_number: E164,
+        account: AccountName,
+    },
+    /// The backend accepted the change made at `for_version`.
+    RecordProvisioned { for_version: u64 },
+    /// The backend refused the change made at `for_version`.
+    RecordProvisioningFailed {
+        for_version: u64,
+        errors: Vec<ProvisioningError>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NumberEvent {
+    NumberAdded {
+        telephone_number: E164,
+        account: AccountName,
+        details: NumberDetails,
+        sync_required: bool,
+    },
+    NumberUpdated {
+        details: NumberDetails,
+        sync_required: bool,
+    },
+    SipHeaderSet {
+        value: SipHeaderValue,
+        sync_required: bool,
+    },
+    SipHeaderCleared {
+        sync_required: bool,
+    },
+    NumberDeleted {
+        account: AccountName,
+        sync_required: bool,
+    },
+    NumberProvisioned {
+        for_version: u64,
+    },
+    NumberProvisioningFailed {
+        for_version: u64,
+        errors: Vec<ProvisioningError>,
+    },
+}
+
+impl DomainEvent for NumberEvent {
+    fn event_type(&self) -> String {
+        match self {
+            NumberEvent::NumberAdded { .. } => "NumberAdded",
+            NumberEvent::NumberUpdated { .. } => "NumberUpdated",
+            NumberEvent::SipHeaderSet { .. } => "SipHeaderSet",
+            NumberEvent::SipHeaderCleared { .. } => "SipHeaderCleared",
+            NumberEvent::NumberDeleted { .. } => "NumberDeleted",
+            NumberEvent::NumberProvisioned { .. } => "NumberProvisioned",
+            NumberEvent::NumberProvisioningFailed { .. } => "NumberProvisioningFailed",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+impl Number {
+    /// The number's state if it currently belongs to `account`.
+    fn owned_by(&self, number: &E164, account: &AccountName) -> Result<&NumberState, DomainError> {
+        match &self.state {
+            Some(state) if &state.account == account => Ok(state),
+            _ => Err(DomainError::NumberNotFound(number.clone())),
+        }
+    }
+
+    /// Owner check shared by every command that touches an existing or new number.
+    fn check_not_elsewhere(&self, number: &E164, account: &AccountName) -> Result<(), DomainError> {
+        match &self.state {
+            Some(state) if &state.account != account => Err(DomainError::NumberInAnotherAccount {
+                number: number.clone(),
+                owner: state.account.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Aggregate for Number {
+    const TYPE: &'static str = "number";
+    type Command = NumberCommand;
+    type Event = NumberEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        match command {
+            NumberCommand::AddOrUpdate {
+                telephone_number,
+                account,
+                account_services,
+                details,
+            } => {
+                self.check_not_elsewhere(&telephone_number, &account)?;
+                details.validate(&telephone_number, &account_services)?;
+                let sync_required = details.needs_sync(&account_services);
+                let event = match &self.state {
+                    None => NumberEvent::NumberAdded {
+                        telephone_number,
+                        account,
+                        details,
+                        sync_required,
+                    },
+                    Some(state) if state.details == details => return Ok(()),
+                    Some(_) => NumberEvent::NumberUpdated {
+                        details,
+                        sync_required,
+                    },
+                };
+                sink.write(event, self).await;
+            }
+            NumberCommand::SetSipHeader {
+                telephone_number,
+                account,
+                account_services,
+                value,
+            } => {
+                self.check_not_elsewhere(&telephone_number, &account)?;
+                let state = self.owned_by(&telephone_number, &account)?;
+                if state.details.custom_sip_header == value {
+                    return Ok(());
+                }
+                let details = NumberDetails {
+                    custom_sip_header: value.clone(),
+                    ..state.details.clone()
+                };
+                details.validate(&telephone_number, &account_services)?;
+                let sync_required = details.needs_sync(&account_services);
+                let event = match value {
+                    Some(value) => NumberEvent::SipHeaderSet {
+                        value,
+                        sync_required,
+                    },
+                    None => NumberEvent::SipHeaderCleared { sync_required },
+                };
+                sink.write(event, self).await;
+            }
+            NumberCommand::Delete {
+                telephone_number,
+                account,
+            } => {
+                self.check_not_elsewhere(&telephone_number, &account)?;
+                let state = self.owned_by(&telephone_number, &account)?;
+                // A number whose services never flowed to the backend needs no release there.
+                let sync_required = state.sync_required;
+                sink.write(
+                    NumberEvent::NumberDeleted {
+                        account,
+                        sync_required,
+                    },
+                    self,
+                )
+                .await;
+            }
+            NumberCommand::RecordProvisioned { for_version } => {
+                if self.is_stale_outcome(for_version) {
+                    return Ok(());
+                }
+                sink.write(NumberEvent::NumberProvisioned { for_version }, self)
+                    .await;
+            }
+            NumberCommand::RecordProvisioningFailed {
+                for_version,
+                errors,
+            } => {
+                if self.is_stale_outcome(for_version) {
+                    return Ok(());
+                }
+                sink.write(
+                    NumberEvent::NumberProvisioningFailed {
+                        for_version,
+                        errors,
+                    },
+                    self,
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
+        let version = self.version;
+        let sync_for = |required: bool| {
+            if required {
+                SyncState::pending(version)
+            } else {
+                SyncState::nothing_to_sync(version)
+            }
+        };
+        match event {
+            NumberEvent::NumberAdded {
+                telephone_number,
+                account,
+                details,
+                sync_required,
+            } => {
+                self.state = Some(NumberState {
+                    telephone_number,
+                    account,
+                    details,
+                    sync: sync_for(sync_required),
+                    sync_required,
+                });
+            }
+            NumberEvent::NumberUpdated {
+                details,
+                sync_required,
+            } => {
+                if let Some(state) = &mut self.state {
+                    state.details = details;
+                    state.sync = sync_for(sync_required);
+                    state.sync_required = sync_required;
+                }
+            }
+            NumberEvent::SipHeaderSet {
+                value,
+                sync_required,
+            } => {
+                if let Some(state) = &mut self.state {
+                    state.details.custom_sip_header = Some(value);
+                    state.sync = sync_for(sync_required);
+                    state.sync_required = sync_required;
+                }
+            }
+            NumberEvent::SipHeaderCleared { sync_required } => {
+                if let Some(state) = &mut self.state {
+                    state.details.custom_sip_header = None;
+                    state.sync = sync_for(sync_required);
+                    state.sync_required = sync_required;
+                }
+            }
+            NumberEvent::NumberDeleted { .. } => self.state = None,
+            NumberEvent::NumberProvisioned { .. } => {
+                if let Some(state) = &mut self.state {
+                    state.sync.status = ProvisioningStatus::Synced;
+                    state.sync.errors.clear();
+                }
+            }
+            NumberEvent::NumberProvisioningFailed { errors, .. } => {
+                if let Some(state) = &mut self.state {
+                    state.sync.status = ProvisioningStatus::Failed;
+                    state.sync.errors = errors;
+                }
+            }
+        }
+    }
+}
+
+impl Number {
+    /// An outcome for a change that has since been superseded, or for a number that is gone,
+    /// changes nothing: the newer change has its own outcome coming.
+    fn is_stale_outcome(&self, for_version: u64) -> bool {
+        match &self.state {
+            Some(state) => state.sync.version != for_version,
+            None => true,
+        }
+    }
+}
