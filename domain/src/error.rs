@@ -70,6 +70,8 @@ pub enum DomainError {
         "{number} is a toll-free number: {service}.configuration.displayedCountryCode is required"
     )]
     DisplayedCountryCodeRequired { number: E164, service: &'static str },
+    #[error("number {0} appears more than once in the request")]
+    DuplicateNumberInRequest(E164),
     #[error("{status} needs a reason in customerRelationship.comment")]
     ReasonRequired { status: RelationshipStatus },
     #[error("the request for information of tenant {0} was removed by the enterprise")]
@@ -97,6 +99,7 @@ impl DomainError {
             | MobileCapabilityOutsidePhoneMobile
             | DuplicateUsage { .. }
             | DisplayedCountryCodeRequired { .. }
+            | DuplicateNumberInRequest(_)
             | ReasonRequired { .. } => RefusalKind::Invalid,
         }
     }
@@ -124,6 +127,7 @@ impl DomainError {
             DuplicateUsage { .. } => "DuplicateUsage",
             DisplayedCountryCodeRequired { .. } => "DisplayedCountryCodeRequired",
             ReasonRequired { .. } => "ReasonRequired",
+            DuplicateNumberInRequest(_) => "DuplicateNumber",
             ConsentRemoved(_) => "RequestForInformationRemoved",
         }
     }
@@ -137,7 +141,9 @@ impl DomainError {
         match self {
             InvalidValue(_) => None,
             AccountNotFound(_) => Some("accountName".into()),
-            NumberNotFound(_) | NumberInAnotherAccount { .. } => Some("telephoneNumber".into()),
+            NumberNotFound(_) | NumberInAnotherAccount { .. } | DuplicateNumberInRequest(_) => {
+                Some("telephoneNumber".into())
+            }
             ConsentNotFound(_) | ConsentRemoved(_) => Some("tenantId".into()),
             AccountHasNumbers { .. } => Some("deleteNumbers".into()),
             TenantChangeWithNumbers { .. } | TenantIdRequired { .. } => {

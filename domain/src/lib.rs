@@ -20,3 +20,12 @@ pub use service_details::{
     Service, SyncableService, TeamsNumberConfiguration, TeamsNumberService,
 };
 pub use values::*;
+
+#[cfg(test)]
+mod account_tests;
+#[cfg(test)]
+mod consent_tests;
+#[cfg(test)]
+mod number_tests;
+#[cfg(test)]
+mod test_fixtures;

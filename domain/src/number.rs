@@ -28,6 +28,8 @@ pub struct NumberState {
     pub sync_required: bool,
 }
 
+// Commands live only while they are handled, so their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum NumberCommand {
     /// Adds the number to an account, or replaces its settings there. The account's services
@@ -151,7 +153,13 @@ impl Aggregate for Number {
             } => {
                 self.check_not_elsewhere(&telephone_number, &account)?;
                 details.validate(&telephone_number, &account_services)?;
-                let sync_required = details.needs_sync(&account_services);
+                // Switching off a service that flows through must reach the backend too: the
+                // number has to be released there.
+                let sync_required = details.needs_sync(&account_services)
+                    || self
+                        .state
+                        .as_ref()
+                        .is_some_and(|state| state.details.needs_sync(&account_services));
                 let event = match &self.state {
                     None => NumberEvent::NumberAdded {
                         telephone_number,

@@ -540,6 +540,66 @@ mod tests {
     }
 
     #[test]
+    fn ticket_ids_count_characters_not_bytes() {
+        assert!(TicketId::parse("é".repeat(64)).is_ok());
+        assert!(TicketId::parse("é".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn comments_are_not_blank_and_have_at_most_1000_characters() {
+        // A blank comment would satisfy the reason a decline or termination needs.
+        for blank in ["", " ", "\t\n "] {
+            assert_eq!(
+                Comment::parse(blank).unwrap_err().kind,
+                ValueKind::Comment,
+                "{blank:?}"
+            );
+        }
+        assert!(Comment::parse("é".repeat(1000)).is_ok());
+        assert!(Comment::parse("x".repeat(1001)).is_err());
+    }
+
+    #[test]
+    fn identifiers_are_printable_and_have_at_most_200_characters() {
+        assert!(Identifier::parse("9c8a1e2f/locations/1").is_ok());
+        assert!(Identifier::parse("x".repeat(200)).is_ok());
+        for bad in [String::new(), "x".repeat(201), "a\u{7}b".to_string()] {
+            assert_eq!(
+                Identifier::parse(bad).unwrap_err().kind,
+                ValueKind::Identifier
+            );
+        }
+    }
+
+    #[test]
+    fn direct_routing_subdomains_and_tokens_follow_their_patterns() {
+        assert!(Subdomain::parse("contoso-1").is_ok());
+        assert!(Subdomain::parse("x".repeat(10)).is_ok());
+        for bad in ["", "contoso.com", "elevenchars"] {
+            assert!(Subdomain::parse(bad).is_err(), "{bad}");
+        }
+        assert!(SubdomainToken::parse("aBc_-12==").is_ok());
+        assert!(SubdomainToken::parse("x".repeat(101)).is_err());
+        assert!(SubdomainToken::parse("a+b").is_err());
+    }
+
+    #[test]
+    fn only_declining_and_terminating_need_a_reason() {
+        let needing: Vec<RelationshipStatus> = RelationshipStatus::ALL
+            .iter()
+            .copied()
+            .filter(|status| status.needs_reason())
+            .collect();
+        assert_eq!(
+            needing,
+            [
+                RelationshipStatus::ConsentDeclined,
+                RelationshipStatus::ContractTerminated
+            ]
+        );
+    }
+
+    #[test]
     fn tenant_ids_are_guids() {
         assert!(TenantId::parse("a7f4bd5c-cc01-40f4-8baa-2b6bdb272b8a").is_ok());
         assert!(TenantId::parse("a7f4bd5c-cc01-40f4-8baa-2b6bdb272b8").is_err());

@@ -1,0 +1,219 @@
+//! What handlers extract from a request besides its path: the JSON body (in the API's error
+//! format), and the caller's context — identity, event metadata and preconditions.
+
+use auth::Principal;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use commands::{EntityTag, Preconditions};
+use domain::TicketId;
+use serde::de::DeserializeOwned;
+use store::EventMetadata;
+
+use crate::error::ApiError;
+
+/// The most a request body may hold. A batch of 100 numbers stays far below it.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Header carrying the operator's ticket reference for a change (at most 64 characters).
+pub const TICKET_ID_HEADER: &str = "x-nmp-ticket-id";
+
+/// A JSON body whose faults are reported in the API's envelope, naming the JSON path.
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+        let json = mime == "application/json" || mime.ends_with("+json");
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "the body must be JSON (Content-Type: application/json)",
+            )
+            .with_target("Content-Type"));
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestBodyTooLarge",
+                        format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                    )
+                } else {
+                    ApiError::bad_request("InvalidRequestBody", rejection.body_text())
+                }
+            })?;
+        parse_json(&bytes).map(AppJson)
+    }
+}
+
+/// Parses JSON, reporting where in the document it went wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let code = if inner.is_syntax() || inner.is_eof() {
+            "InvalidJson"
+        } else {
+            "InvalidRequestBody"
+        };
+        let error = ApiError::bad_request(code, inner.to_string());
+        if path.is_empty() || path == "." {
+            error
+        } else {
+            error.with_target(path)
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request("InvalidJson", e.to_string()))?;
+    Ok(value)
+}
+
+/// Converts an already parsed JSON document, reporting the path of a mismatch.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let error = ApiError::bad_request("InvalidRequestBody", error.into_inner().to_string());
+        if path.is_empty() || path == "." {
+            error
+        } else {
+            error.with_target(path)
+        }
+    })
+}
+
+/// Who is asking, and what their writes will record.
+pub struct Caller {
+    pub principal: Principal,
+    pub metadata: EventMetadata,
+    pub preconditions: Preconditions,
+    pub ticket_id: Option<TicketId>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
+            // The authentication layer runs before every API route; reaching here without a
+            // principal is a wiring fault, not the caller's.
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "request was not authenticated",
+            )
+        })?;
+        let headers = &parts.headers;
+        let ticket_id = header_text(headers, TICKET_ID_HEADER)?
+            .map(|t| {
+                TicketId::parse(t)
+                    .map_err(|e| ApiError::invalid_value(e, TICKET_ID_HEADER))
+            })
+            .transpose()?;
+        let client_request_id = header_text(headers, "x-ms-client-request-id")?;
+        let correlation_id = header_text(headers, "x-ms-correlation-id")?
+            .or_else(|| client_request_id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let metadata = EventMetadata {
+            subject: principal.subject.clone(),
+            roles: principal.roles.iter().map(|r| r.as_str().to_string()).collect(),
+            time: chrono::Utc::now(),
+            client_request_id,
+            ticket_id: ticket_id.as_ref().map(ToString::to_string),
+            correlation_id,
+            traceparent: Some(traceparent(headers)),
+        };
+        let preconditions = Preconditions {
+            if_match: entity_tag(headers, header::IF_MATCH)?,
+            if_none_match: entity_tag(headers, header::IF_NONE_MATCH)?,
+        };
+        Ok(Caller {
+            principal,
+            metadata,
+            preconditions,
+            ticket_id,
+        })
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::bad_request("InvalidHeader", format!("{name} must be printable ASCII"))
+                    .with_target(name)
+            })?;
+            if text.len() > 256 {
+                return Err(ApiError::bad_request(
+                    "InvalidHeader",
+                    format!("{name} is longer than 256 characters"),
+                )
+                .with_target(name));
+            }
+            Ok(Some(text.to_string()))
+        }
+    }
+}
+
+fn entity_tag(
+    headers: &HeaderMap,
+    name: header::HeaderName,
+) -> Result<Option<EntityTag>, ApiError> {
+    let Some(text) = header_text(headers, name.as_str())? else {
+        return Ok(None);
+    };
+    EntityTag::parse(&text).map(Some).ok_or_else(|| {
+        ApiError::bad_request(
+            "InvalidHeader",
+            format!("{name} must be * or a list of quoted entity tags"),
+        )
+        .with_target(name.as_str())
+    })
+}
+
+/// The request's W3C trace context, or a new one when it has none (or a malformed one), so
+/// every stored event can be traced.
+fn traceparent(headers: &HeaderMap) -> String {
+    let given = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_traceparent(v));
+    match given {
+        Some(value) => value.to_string(),
+        None => {
+            let trace = uuid::Uuid::new_v4().simple().to_string();
+            let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+            format!("00-{trace}-{span}-01")
+        }
+    }
+}
+
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.chars().all(|c| c.is_ascii_hexdigit());
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1] != "0".repeat(32)
+        && parts[2] != "0".repeat(16)
+}

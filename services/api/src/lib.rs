@@ -1,0 +1,94 @@
+//! nmp's HTTP API: the Provisioning API's write side and single-resource reads, wire-compatible
+//! with api-version 2024-02-29-preview, plus `/healthz` and `/openapi.json`.
+//!
+//! Handlers are a few lines each: extract, convert the wire body into domain values, call the
+//! command service, map the outcome. Every failure leaves through `error::ApiError`.
+
+pub mod context;
+pub mod error;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod wire;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use commands::CommandService;
+use store::repeatability::RepeatabilityStore;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub commands: CommandService,
+    pub verifier: auth::Verifier,
+    pub repeatability: RepeatabilityStore,
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(routes::accounts::router())
+        .merge(routes::numbers::router())
+        .merge(routes::consents::router())
+        // Innermost first: repeatability needs the caller, so authentication runs before it;
+        // api-version is checked once the caller is known.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::repeatability,
+        ))
+        .layer(axum::middleware::from_fn(middleware::require_api_version))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
+    Router::new()
+        .merge(routes::system::router())
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(context::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(middleware::echo_client_request_id))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "the request could not be completed; it is safe to retry",
+            )
+            .into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such resource or operation").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "the resource does not support this method",
+    )
+    .into_response()
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,322 @@
+//! Layers every API request passes: client request id echo, authentication and authorisation,
+//! `api-version`, and repeatability.
+
+use std::time::Duration;
+
+use auth::Permission;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use store::repeatability::{Reservation, StoredResponse};
+
+use crate::AppState;
+use crate::context::MAX_BODY_BYTES;
+use crate::error::ApiError;
+
+/// The api-versions nmp speaks.
+pub const SUPPORTED_API_VERSIONS: &[&str] = &["2024-02-29-preview"];
+
+const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
+const REPEATABILITY_REQUEST_ID: &str = "repeatability-request-id";
+const REPEATABILITY_FIRST_SENT: &str = "repeatability-first-sent";
+const REPEATABILITY_RESULT: &str = "repeatability-result";
+
+/// Echoes `x-ms-client-request-id` on every answer, errors included.
+pub async fn echo_client_request_id(request: Request, next: Next) -> Response {
+    let id = request.headers().get(CLIENT_REQUEST_ID).cloned();
+    let mut response = next.run(request).await;
+    if let Some(id) = id {
+        response.headers_mut().insert(CLIENT_REQUEST_ID, id);
+    }
+    response
+}
+
+/// The permission an operation needs: reads need Read, removals Delete, everything else Write.
+pub fn required_permission(method: &Method, path: &str) -> Permission {
+    if *method == Method::GET || *method == Method::HEAD {
+        Permission::Read
+    } else if *method == Method::DELETE || path.ends_with(":deleteNumbers") {
+        Permission::Delete
+    } else {
+        Permission::Write
+    }
+}
+
+/// 401 without a valid bearer token, 403 without the role the operation needs.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let verified = match auth::bearer_token(header) {
+        Ok(token) => state.verifier.verify(token).await,
+        Err(error) => Err(error),
+    };
+    let principal = match verified {
+        Ok(principal) => principal,
+        Err(error) => {
+            let status = if matches!(error, auth::AuthError::KeysUnavailable) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            let mut response = ApiError::new(status, error.code(), error.to_string()).into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    };
+    let needed = required_permission(request.method(), request.uri().path());
+    if !principal.allows(needed) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("this operation needs the {needed} permission (a ProvisioningAPI role)"),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// Every operation takes `api-version`, and it must be one nmp speaks.
+pub async fn require_api_version(request: Request, next: Next) -> Response {
+    let version = request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(name, _)| *name == "api-version")
+            .map(|(_, value)| value.to_string())
+    });
+    match version {
+        None => ApiError::bad_request(
+            "MissingApiVersionParameter",
+            format!(
+                "the api-version query parameter is required; supported: {}",
+                SUPPORTED_API_VERSIONS.join(", ")
+            ),
+        )
+        .with_target("api-version")
+        .into_response(),
+        Some(version) if !SUPPORTED_API_VERSIONS.contains(&version.as_str()) => {
+            ApiError::bad_request(
+                "UnsupportedApiVersionValue",
+                format!(
+                    "api-version '{version}' is not supported; supported: {}",
+                    SUPPORTED_API_VERSIONS.join(", ")
+                ),
+            )
+            .with_target("api-version")
+            .into_response()
+        }
+        Some(_) => next.run(request).await,
+    }
+}
+
+/// How long answers are kept for repeats, and how far `Repeatability-First-Sent` may lie behind.
+pub const REPEATABILITY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// After this long a reservation whose request never finished is taken over by a repeat.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// Repeatable requests (OASIS Repeatable Requests, as the Azure APIs use it): a write with
+/// `Repeatability-Request-ID` runs once; a repeat gets the first answer.
+pub async fn repeatability(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let is_write = matches!(
+        *request.method(),
+        Method::PUT | Method::PATCH | Method::DELETE | Method::POST
+    );
+    let Some(request_id) = request.headers().get(REPEATABILITY_REQUEST_ID).cloned() else {
+        return next.run(request).await;
+    };
+    if !is_write {
+        return next.run(request).await;
+    }
+    match repeat_or_run(&state, request_id, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn repeat_or_run(
+    state: &AppState,
+    request_id: HeaderValue,
+    request: Request,
+    next: Next,
+) -> Result<Response, Response> {
+    let rejected = |error: ApiError| {
+        let mut response = error.into_response();
+        response
+            .headers_mut()
+            .insert(REPEATABILITY_RESULT, HeaderValue::from_static("rejected"));
+        response
+    };
+    let request_id = request_id
+        .to_str()
+        .ok()
+        .filter(|id| !id.is_empty() && id.len() <= 256)
+        .ok_or_else(|| {
+            rejected(
+                ApiError::bad_request(
+                    "InvalidRepeatabilityRequestId",
+                    "Repeatability-Request-ID must be 1 to 256 printable characters",
+                )
+                .with_target("Repeatability-Request-ID"),
+            )
+        })?
+        .to_string();
+    let first_sent = first_sent(&request).map_err(rejected)?;
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestBodyTooLarge",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response()
+    })?;
+    // A request id is the caller's: two callers may pick the same one.
+    let subject = parts
+        .extensions
+        .get::<auth::Principal>()
+        .map(|p| p.subject.clone())
+        .unwrap_or_default();
+    let key = format!("{subject}\n{request_id}");
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update([0]);
+    hasher.update(parts.uri.to_string());
+    hasher.update([0]);
+    hasher.update(&body);
+    let fingerprint = format!("{:x}", hasher.finalize());
+    let reservation = state
+        .repeatability
+        .reserve(&key, &fingerprint, first_sent, ABANDONED_AFTER)
+        .await
+        .map_err(|e| ApiError::internal(&e).into_response())?;
+    match reservation {
+        Reservation::Answered(stored) => Ok(replay(stored)),
+        Reservation::InProgress => {
+            let mut response = ApiError::new(
+                StatusCode::CONFLICT,
+                "RepeatableRequestInProgress",
+                "a request with this Repeatability-Request-ID is still being carried out",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(response)
+        }
+        Reservation::Mismatch => Err(rejected(
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "RepeatabilityRequestIdReused",
+                "this Repeatability-Request-ID was already used for a different request",
+            )
+            .with_target("Repeatability-Request-ID"),
+        )),
+        Reservation::Reserved => {
+            let request = Request::from_parts(parts, Body::from(body));
+            let response = next.run(request).await;
+            if response.status().is_server_error() {
+                if let Err(error) = state.repeatability.release(&key).await {
+                    tracing::warn!(%error, "cannot release a repeatable request's reservation");
+                }
+                return Ok(response);
+            }
+            let (mut parts, body) = response.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .map_err(|e| ApiError::internal(&e).into_response())?;
+            let kept = [
+                header::CONTENT_TYPE,
+                header::ETAG,
+                header::LOCATION,
+                HeaderName::from_static("x-ms-error-code"),
+            ];
+            let stored = StoredResponse {
+                status: parts.status.as_u16(),
+                headers: kept
+                    .iter()
+                    .filter_map(|name| {
+                        let value = parts.headers.get(name)?.to_str().ok()?;
+                        Some((name.as_str().to_string(), value.to_string()))
+                    })
+                    .collect(),
+                body: body.to_vec(),
+            };
+            state
+                .repeatability
+                .complete(&key, &stored)
+                .await
+                .map_err(|e| ApiError::internal(&e).into_response())?;
+            parts
+                .headers
+                .insert(REPEATABILITY_RESULT, HeaderValue::from_static("accepted"));
+            Ok(Response::from_parts(parts, Body::from(body)))
+        }
+    }
+}
+
+fn first_sent(request: &Request) -> Result<DateTime<Utc>, ApiError> {
+    let target = "Repeatability-First-Sent";
+    let text = request
+        .headers()
+        .get(REPEATABILITY_FIRST_SENT)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "MissingRepeatabilityFirstSent",
+                "Repeatability-First-Sent (an HTTP date) must accompany Repeatability-Request-ID",
+            )
+            .with_target(target)
+        })?;
+    let sent = DateTime::parse_from_rfc2822(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "InvalidRepeatabilityFirstSent",
+                "Repeatability-First-Sent must be an HTTP date such as 'Tue, 15 Nov 1994 08:12:31 GMT'",
+            )
+            .with_target(target)
+        })?;
+    let now = Utc::now();
+    let retention = chrono::Duration::from_std(REPEATABILITY_RETENTION).unwrap_or_default();
+    if sent < now - retention {
+        return Err(ApiError::bad_request(
+            "RepeatabilityExpired",
+            "Repeatability-First-Sent is older than the 24 hours nmp keeps answers for",
+        )
+        .with_target(target));
+    }
+    if sent > now + chrono::Duration::minutes(5) {
+        return Err(ApiError::bad_request(
+            "InvalidRepeatabilityFirstSent",
+            "Repeatability-First-Sent lies in the future",
+        )
+        .with_target(target));
+    }
+    Ok(sent)
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let mut response = Response::new(Body::from(stored.body));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    for (name, value) in stored.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+        .headers_mut()
+        .insert(REPEATABILITY_RESULT, HeaderValue::from_static("accepted"));
+    response
+}

@@ -1,0 +1,49 @@
+//! The OpenAPI description, generated from the handlers and wire types.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{accounts, consents, numbers};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "nmp Provisioning API",
+        description = "Wire-compatible with the Azure Communications Gateway Provisioning API, \
+                       api-version 2024-02-29-preview. Every operation takes `api-version`. \
+                       Writes accept `Repeatability-Request-ID` / `Repeatability-First-Sent`, \
+                       `If-Match` / `If-None-Match`, and `x-nmp-ticket-id` (the operator's \
+                       ticket, at most 64 characters)."
+    ),
+    paths(
+        accounts::get_account,
+        accounts::put_account,
+        accounts::delete_account,
+        accounts::create_or_update_numbers,
+        accounts::delete_numbers,
+        numbers::get_number,
+        numbers::put_number,
+        numbers::delete_number,
+        consents::get_request_for_information,
+        consents::patch_request_for_information,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

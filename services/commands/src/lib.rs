@@ -1,0 +1,570 @@
+//! The command side: carries out each operation of the Provisioning API (and of the NATS API)
+//! by loading the aggregates it touches, letting them decide, and committing every resulting
+//! event in one transaction. REST and NATS both call this crate, so they share every rule.
+
+mod preconditions;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use domain::{
+    Account, AccountCommand, AccountName, AccountServices, Comment, Consent, ConsentCommand,
+    ConsentReport, DomainError, E164, Identifier, Number, NumberCommand, NumberDetails,
+    NumberMembership, RelationshipChange, RelationshipStatus, SipHeaderValue, TenantId, TicketId,
+};
+use store::{Changes, EventMetadata, EventStore, Loaded, StoreError, TenantLink};
+
+pub use preconditions::{EntityTag, Preconditions, etag};
+
+/// How often an unconditional command is retried when a concurrent writer wins the race.
+const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    /// Items of a batch were refused; nothing was written.
+    #[error("{} item(s) of the request were refused", .0.len())]
+    BatchRefused(Vec<ItemRefusal>),
+    /// `If-Match` or `If-None-Match` did not hold.
+    #[error("the resource does not match the request's precondition")]
+    PreconditionFailed,
+    /// Concurrent writers kept winning; the client may retry.
+    #[error("the resource was changed concurrently; retry the request")]
+    Conflict,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict => CommandError::Conflict,
+            other => CommandError::Store(other),
+        }
+    }
+}
+
+/// Why one item of a batch was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRefusal {
+    /// The item's position in the request.
+    pub index: usize,
+    pub error: DomainError,
+}
+
+/// A number after a write, and whether the write created it.
+#[derive(Debug, Clone)]
+pub struct NumberOutcome {
+    pub number: Loaded<Number>,
+    pub created: bool,
+}
+
+/// Runs the domain's decision for one command and returns the events it produced. The aggregate
+/// is left in its new state.
+async fn decide<A>(aggregate: &mut A, command: A::Command) -> Result<Vec<A::Event>, A::Error>
+where
+    A: Aggregate<Services = ()>,
+{
+    let sink = EventSink::default();
+    aggregate.handle(command, &(), &sink).await?;
+    Ok(sink.collect().await)
+}
+
+/// Carries out commands against the event store. Cheap to clone.
+#[derive(Clone)]
+pub struct CommandService {
+    store: EventStore,
+}
+
+impl CommandService {
+    pub fn new(store: EventStore) -> Self {
+        CommandService { store }
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// Retries `attempt` while a concurrent writer wins, unless the caller made the write
+    /// conditional: then the race means the condition no longer holds.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        preconditions: &Preconditions,
+        mut attempt: F,
+    ) -> Result<T, CommandError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CommandError>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match attempt().await {
+                Err(CommandError::Conflict) if preconditions.is_conditional() => {
+                    return Err(CommandError::PreconditionFailed);
+                }
+                Err(CommandError::Conflict) if tries < MAX_ATTEMPTS => {
+                    // Spread the retries so racing writers do not collide again in step.
+                    let jitter = rand_millis(tries);
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    // ---- reads -------------------------------------------------------------------------
+
+    pub async fn account(&self, name: &AccountName) -> Result<Loaded<Account>, CommandError> {
+        Ok(self.store.load::<Account>(name.as_str()).await?)
+    }
+
+    pub async fn number(&self, number: &E164) -> Result<Loaded<Number>, CommandError> {
+        Ok(self.store.load::<Number>(number.as_str()).await?)
+    }
+
+    pub async fn consent(&self, tenant: &TenantId) -> Result<Loaded<Consent>, CommandError> {
+        Ok(self.store.load::<Consent>(tenant.as_str()).await?)
+    }
+
+    /// The account linked to a tenant, if any (the first by name when several are).
+    pub async fn account_of_tenant(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<AccountName>, CommandError> {
+        let names = self.store.accounts_of_tenant(tenant.as_str()).await?;
+        Ok(names
+            .into_iter()
+            .next()
+            .and_then(|name| AccountName::parse(name).ok()))
+    }
+
+    // ---- accounts ----------------------------------------------------------------------
+
+    /// Creates or replaces an account. Returns it and whether it was created.
+    pub async fn create_or_replace_account(
+        &self,
+        name: &AccountName,
+        correlation_id: Option<Identifier>,
+        services: AccountServices,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<(Loaded<Account>, bool), CommandError> {
+        self.with_retries(preconditions, || async {
+            let mut loaded = self.store.load::<Account>(name.as_str()).await?;
+            preconditions.check(loaded.aggregate.exists(), loaded.version)?;
+            let created = !loaded.aggregate.exists();
+            let old_tenant = loaded
+                .aggregate
+                .state
+                .as_ref()
+                .and_then(|s| s.services.teams_tenant_id.clone());
+            let events = decide(
+                &mut loaded.aggregate,
+                AccountCommand::CreateOrReplace {
+                    name: name.clone(),
+                    correlation_id: correlation_id.clone(),
+                    services: services.clone(),
+                },
+            )
+            .await?;
+            let mut changes = Changes::new();
+            changes.append::<Account>(name.as_str(), loaded.version, &events)?;
+            if !events.is_empty() && old_tenant != services.teams_tenant_id {
+                changes.link_tenant(match &services.teams_tenant_id {
+                    Some(tenant) => TenantLink::Set {
+                        account: name.to_string(),
+                        tenant: tenant.to_string(),
+                    },
+                    None => TenantLink::Clear {
+                        account: name.to_string(),
+                    },
+                });
+            }
+            self.store.commit(changes, metadata).await?;
+            loaded.version += events.len() as u64;
+            Ok((loaded, created))
+        })
+        .await
+    }
+
+    /// Deletes an account; with `delete_numbers`, all its numbers in the same transaction.
+    pub async fn delete_account(
+        &self,
+        name: &AccountName,
+        delete_numbers: bool,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<(), CommandError> {
+        self.with_retries(preconditions, || async {
+            let mut loaded = self.store.load::<Account>(name.as_str()).await?;
+            if !loaded.aggregate.exists() {
+                return Err(DomainError::AccountNotFound(name.clone()).into());
+            }
+            preconditions.check(true, loaded.version)?;
+            let events = decide(
+                &mut loaded.aggregate,
+                AccountCommand::Delete {
+                    account: name.clone(),
+                    delete_numbers,
+                },
+            )
+            .await?;
+            let mut changes = Changes::new();
+            for event in &events {
+                if let domain::AccountEvent::AccountDeleted { deleted_numbers } = event {
+                    let ids: Vec<String> = deleted_numbers.iter().map(E164::to_string).collect();
+                    let numbers = self.store.load_many::<Number>(&ids).await?;
+                    for (number, mut loaded_number) in deleted_numbers.iter().zip(numbers) {
+                        let number_events = decide(
+                            &mut loaded_number.aggregate,
+                            NumberCommand::Delete {
+                                telephone_number: number.clone(),
+                                account: name.clone(),
+                            },
+                        )
+                        .await?;
+                        changes.append::<Number>(
+                            number.as_str(),
+                            loaded_number.version,
+                            &number_events,
+                        )?;
+                    }
+                }
+            }
+            changes.append::<Account>(name.as_str(), loaded.version, &events)?;
+            changes.link_tenant(TenantLink::Clear {
+                account: name.to_string(),
+            });
+            self.store.commit(changes, metadata).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    // ---- numbers -----------------------------------------------------------------------
+
+    /// Adds or updates numbers of an account. Every item is checked before anything is
+    /// written; if any is refused, nothing is.
+    pub async fn upsert_numbers(
+        &self,
+        account: &AccountName,
+        items: Vec<(E164, NumberDetails)>,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<NumberOutcome>, CommandError> {
+        self.upsert_numbers_with(account, items, &Preconditions::none(), metadata)
+            .await
+    }
+
+    /// Adds or replaces one number, honouring `If-Match` / `If-None-Match` on it.
+    pub async fn upsert_number(
+        &self,
+        account: &AccountName,
+        number: E164,
+        details: NumberDetails,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<NumberOutcome, CommandError> {
+        let mut outcomes = self
+            .upsert_numbers_with(account, vec![(number, details)], preconditions, metadata)
+            .await
+            .map_err(single_item)?;
+        Ok(outcomes.remove(0))
+    }
+
+    async fn upsert_numbers_with(
+        &self,
+        account: &AccountName,
+        items: Vec<(E164, NumberDetails)>,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<NumberOutcome>, CommandError> {
+        refuse_duplicates(items.iter().map(|(number, _)| number))?;
+        self.with_retries(preconditions, || async {
+            let mut loaded_account = self.store.load::<Account>(account.as_str()).await?;
+            let Some(account_state) = &loaded_account.aggregate.state else {
+                return Err(DomainError::AccountNotFound(account.clone()).into());
+            };
+            let account_services = account_state.services.clone();
+            let ids: Vec<String> = items.iter().map(|(n, _)| n.to_string()).collect();
+            let numbers = self.store.load_many::<Number>(&ids).await?;
+            let mut changes = Changes::new();
+            let mut refusals = Vec::new();
+            let mut outcomes = Vec::with_capacity(items.len());
+            let mut memberships = Vec::with_capacity(items.len());
+            for (index, ((number, details), mut loaded)) in items.iter().zip(numbers).enumerate() {
+                let owned = loaded
+                    .aggregate
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| &s.account == account);
+                preconditions.check(owned, loaded.version)?;
+                let created = loaded.aggregate.state.is_none();
+                let decided = decide(
+                    &mut loaded.aggregate,
+                    NumberCommand::AddOrUpdate {
+                        telephone_number: number.clone(),
+                        account: account.clone(),
+                        account_services: account_services.clone(),
+                        details: details.clone(),
+                    },
+                )
+                .await;
+                match decided {
+                    Err(error) => refusals.push(ItemRefusal { index, error }),
+                    Ok(events) => {
+                        changes.append::<Number>(number.as_str(), loaded.version, &events)?;
+                        loaded.version += events.len() as u64;
+                        memberships.push(NumberMembership {
+                            telephone_number: number.clone(),
+                            services: details.enabled_services(),
+                        });
+                        outcomes.push(NumberOutcome {
+                            number: loaded,
+                            created,
+                        });
+                    }
+                }
+            }
+            if !refusals.is_empty() {
+                return Err(CommandError::BatchRefused(refusals));
+            }
+            let account_events = decide(
+                &mut loaded_account.aggregate,
+                AccountCommand::AddNumbers {
+                    account: account.clone(),
+                    numbers: memberships,
+                },
+            )
+            .await?;
+            changes.append::<Account>(account.as_str(), loaded_account.version, &account_events)?;
+            self.store.commit(changes, metadata).await?;
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    /// Deletes numbers of an account. Every number must belong to the account; if any does
+    /// not, nothing is deleted.
+    pub async fn delete_numbers(
+        &self,
+        account: &AccountName,
+        numbers: Vec<E164>,
+        metadata: &EventMetadata,
+    ) -> Result<(), CommandError> {
+        self.delete_numbers_with(account, numbers, &Preconditions::none(), metadata)
+            .await
+    }
+
+    /// Deletes one number, honouring `If-Match` / `If-None-Match` on it.
+    pub async fn delete_number(
+        &self,
+        account: &AccountName,
+        number: E164,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<(), CommandError> {
+        self.delete_numbers_with(account, vec![number], preconditions, metadata)
+            .await
+            .map_err(single_item)
+    }
+
+    async fn delete_numbers_with(
+        &self,
+        account: &AccountName,
+        numbers: Vec<E164>,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<(), CommandError> {
+        refuse_duplicates(numbers.iter())?;
+        self.with_retries(preconditions, || async {
+            let mut loaded_account = self.store.load::<Account>(account.as_str()).await?;
+            if !loaded_account.aggregate.exists() {
+                return Err(DomainError::AccountNotFound(account.clone()).into());
+            }
+            let ids: Vec<String> = numbers.iter().map(E164::to_string).collect();
+            let loaded_numbers = self.store.load_many::<Number>(&ids).await?;
+            let mut changes = Changes::new();
+            let mut refusals = Vec::new();
+            for (index, (number, mut loaded)) in numbers.iter().zip(loaded_numbers).enumerate() {
+                let owned = loaded
+                    .aggregate
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| &s.account == account);
+                if owned {
+                    preconditions.check(true, loaded.version)?;
+                }
+                let decided = decide(
+                    &mut loaded.aggregate,
+                    NumberCommand::Delete {
+                        telephone_number: number.clone(),
+                        account: account.clone(),
+                    },
+                )
+                .await;
+                match decided {
+                    Err(error) => refusals.push(ItemRefusal { index, error }),
+                    Ok(events) => {
+                        changes.append::<Number>(number.as_str(), loaded.version, &events)?
+                    }
+                }
+            }
+            if !refusals.is_empty() {
+                return Err(CommandError::BatchRefused(refusals));
+            }
+            let account_events = decide(
+                &mut loaded_account.aggregate,
+                AccountCommand::RemoveNumbers {
+                    account: account.clone(),
+                    numbers: numbers.clone(),
+                },
+            )
+            .await?;
+            changes.append::<Account>(account.as_str(), loaded_account.version, &account_events)?;
+            self.store.commit(changes, metadata).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets or clears a number's custom SIP header.
+    pub async fn set_sip_header(
+        &self,
+        account: &AccountName,
+        number: &E164,
+        value: Option<SipHeaderValue>,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<Number>, CommandError> {
+        self.with_retries(preconditions, || async {
+            let loaded_account = self.store.load::<Account>(account.as_str()).await?;
+            let Some(account_state) = &loaded_account.aggregate.state else {
+                return Err(DomainError::AccountNotFound(account.clone()).into());
+            };
+            let mut loaded = self.store.load::<Number>(number.as_str()).await?;
+            let owned = loaded
+                .aggregate
+                .state
+                .as_ref()
+                .is_some_and(|s| &s.account == account);
+            preconditions.check(owned, loaded.version)?;
+            let events = decide(
+                &mut loaded.aggregate,
+                NumberCommand::SetSipHeader {
+                    telephone_number: number.clone(),
+                    account: account.clone(),
+                    account_services: account_state.services.clone(),
+                    value: value.clone(),
+                },
+            )
+            .await?;
+            let mut changes = Changes::new();
+            changes.append::<Number>(number.as_str(), loaded.version, &events)?;
+            self.store.commit(changes, metadata).await?;
+            loaded.version += events.len() as u64;
+            Ok(loaded)
+        })
+        .await
+    }
+
+    // ---- consents ----------------------------------------------------------------------
+
+    /// Records a consent as the backend reports it (new or changed).
+    pub async fn record_consent(
+        &self,
+        tenant: &TenantId,
+        report: ConsentReport,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<Consent>, CommandError> {
+        let command = ConsentCommand::RecordConsent {
+            tenant_id: tenant.clone(),
+            report,
+            at: metadata.time,
+        };
+        self.execute_consent(tenant, command, &Preconditions::none(), metadata)
+            .await
+    }
+
+    /// Moves a consent's customer relationship to `status`.
+    pub async fn change_relationship(
+        &self,
+        tenant: &TenantId,
+        status: RelationshipStatus,
+        comment: Option<Comment>,
+        ticket_id: Option<TicketId>,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<Consent>, CommandError> {
+        let change = RelationshipChange {
+            tenant_id: tenant.clone(),
+            comment,
+            ticket_id,
+            at: Utc::now(),
+        };
+        let command = ConsentCommand::relationship(status, change);
+        self.execute_consent(tenant, command, preconditions, metadata)
+            .await
+    }
+
+    async fn execute_consent(
+        &self,
+        tenant: &TenantId,
+        command: ConsentCommand,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<Consent>, CommandError> {
+        self.with_retries(preconditions, || async {
+            let mut loaded = self.store.load::<Consent>(tenant.as_str()).await?;
+            preconditions.check(loaded.aggregate.state.is_some(), loaded.version)?;
+            let events = decide(&mut loaded.aggregate, command.clone()).await?;
+            let mut changes = Changes::new();
+            changes.append::<Consent>(tenant.as_str(), loaded.version, &events)?;
+            self.store.commit(changes, metadata).await?;
+            loaded.version += events.len() as u64;
+            Ok(loaded)
+        })
+        .await
+    }
+}
+
+/// A single-resource request reports its one refusal as a plain refusal, not as a batch.
+fn single_item(error: CommandError) -> CommandError {
+    match error {
+        CommandError::BatchRefused(mut refusals) if refusals.len() == 1 => {
+            CommandError::Refused(refusals.remove(0).error)
+        }
+        other => other,
+    }
+}
+
+fn refuse_duplicates<'a>(numbers: impl Iterator<Item = &'a E164>) -> Result<(), CommandError> {
+    let mut seen = std::collections::HashSet::new();
+    let refusals: Vec<ItemRefusal> = numbers
+        .enumerate()
+        .filter(|(_, number)| !seen.insert(*number))
+        .map(|(index, number)| ItemRefusal {
+            index,
+            error: DomainError::DuplicateNumberInRequest(number.clone()),
+        })
+        .collect();
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::BatchRefused(refusals))
+    }
+}
+
+/// A small, growing, pseudo-random pause for retry `attempt`, without a random-number crate:
+/// the sub-second clock is random enough to break lock-step between racing writers.
+fn rand_millis(attempt: u32) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let ceiling = 5u64 << attempt.min(6);
+    u64::from(nanos) % ceiling + 1
+}

@@ -1,0 +1,127 @@
+//! `nmp`: serve the platform, or mint a development token.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use nmp::{KeySource, LogFormat, Settings};
+
+#[derive(Parser)]
+#[command(name = "nmp", version, about = "Number Management Platform for Teams calling operators")]
+struct Cli {
+    /// TOML settings file (also NMP_CONFIG); NMP_* variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run nmp's components until SIGINT or SIGTERM.
+    Serve {
+        /// Components to run, comma-separated (all by default).
+        #[arg(long, value_delimiter = ',')]
+        components: Vec<String>,
+    },
+    /// Print a bearer token signed with the configured HS256 secret (or the development
+    /// secret), for local use.
+    Token {
+        /// Role(s) to grant, such as ProvisioningAPI.Admin.
+        #[arg(long = "role", required = true)]
+        roles: Vec<auth::Role>,
+        /// The token's subject.
+        #[arg(long, default_value = "nmp-cli")]
+        subject: String,
+        /// Lifetime in minutes.
+        #[arg(long, default_value_t = 60)]
+        ttl_minutes: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { components } => serve(settings, components).await,
+        Command::Token {
+            roles,
+            subject,
+            ttl_minutes,
+        } => {
+            let secret = settings
+                .jwt
+                .hs256_secret
+                .clone()
+                .unwrap_or_else(|| auth::DEVELOPMENT_SECRET.to_string());
+            let ttl = Duration::from_secs(ttl_minutes * 60);
+            println!("{}", auth::mint_token(secret.as_bytes(), &subject, &roles, ttl));
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()> {
+    init_tracing(settings.log_format);
+    for component in &components {
+        if !nmp::COMPONENTS.contains(&component.as_str()) {
+            anyhow::bail!(
+                "unknown component '{component}'; this build runs: {}",
+                nmp::COMPONENTS.join(", ")
+            );
+        }
+    }
+    tracing::info!(?settings, "starting nmp");
+    let (state, key_source) = nmp::build_state(&settings).await?;
+    if key_source == KeySource::Development {
+        tracing::warn!(
+            "no token keys configured: using the DEVELOPMENT secret (loopback only); \
+             mint a token with `nmp token --role ProvisioningAPI.Admin`"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving the Provisioning API");
+    nmp::serve(state, listener, shutdown_signal()).await
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,289 @@
+//! Typed settings, layered: built-in defaults, then a TOML file (`--config` or `NMP_CONFIG`),
+//! then `NMP_*` environment variables. Secrets are never printed.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything `nmp serve` needs.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Postgres URL; the database is created if it does not exist.
+    pub database_url: String,
+    /// Most connections the pool opens.
+    pub database_max_connections: u32,
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    /// How bearer tokens are verified.
+    pub jwt: JwtSettings,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    /// Shared HS256 secret (local and small installations).
+    pub hs256_secret: Option<String>,
+    /// JWKS URL of an OpenID provider (Entra ID or any other).
+    pub jwks_url: Option<String>,
+    /// Required `iss`, checked when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, checked when set.
+    pub audience: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "postgres://postgres@127.0.0.1:5432/nmp".to_string(),
+            database_max_connections: 20,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            jwt: JwtSettings::default(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("http_addr", &self.http_addr)
+            .field("jwt", &self.jwt)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+impl fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "<redacted>"))
+            .field("jwks_url", &self.jwks_url)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// Hides a password in a database URL.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Settings {
+    /// Loads the layers. `file` wins over `NMP_CONFIG`; a named file must exist.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        Self::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    /// As `load`, reading variables through `env` (so tests need not touch the process's).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Settings> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| env("NMP_CONFIG").map(Into::into));
+        let mut settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Settings::default(),
+        };
+        if let Some(url) = env("NMP_DATABASE_URL") {
+            settings.database_url = url;
+        }
+        if let Some(max) = env("NMP_DATABASE_MAX_CONNECTIONS") {
+            settings.database_max_connections = max
+                .parse()
+                .context("NMP_DATABASE_MAX_CONNECTIONS must be a whole number")?;
+        }
+        if let Some(addr) = env("NMP_HTTP_ADDR") {
+            settings.http_addr = addr
+                .parse()
+                .with_context(|| format!("NMP_HTTP_ADDR '{addr}' is not an address such as 127.0.0.1:8080"))?;
+        }
+        let set = |slot: &mut Option<String>, name: &str| {
+            if let Some(value) = env(name).filter(|v| !v.is_empty()) {
+                *slot = Some(value);
+            }
+        };
+        set(&mut settings.jwt.hs256_secret, "NMP_JWT_HS256_SECRET");
+        set(&mut settings.jwt.jwks_url, "NMP_JWT_JWKS_URL");
+        set(&mut settings.jwt.issuer, "NMP_JWT_ISSUER");
+        set(&mut settings.jwt.audience, "NMP_JWT_AUDIENCE");
+        if let Some(format) = env("NMP_LOG_FORMAT") {
+            settings.log_format = match format.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => anyhow::bail!("NMP_LOG_FORMAT must be text or json, not '{other}'"),
+            };
+        }
+        Ok(settings)
+    }
+}
+
+/// How tokens will be verified, decided from the settings and the listening address.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Hs256,
+    Jwks,
+    /// No keys configured, on a loopback address: the development secret.
+    Development,
+}
+
+impl JwtSettings {
+    /// Without keys nmp only runs on a loopback address, where the development secret cannot be
+    /// used from elsewhere.
+    pub fn key_source(&self, addr: &SocketAddr) -> anyhow::Result<KeySource> {
+        match (&self.hs256_secret, &self.jwks_url) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "both NMP_JWT_HS256_SECRET and NMP_JWT_JWKS_URL are set; choose one"
+            ),
+            (Some(_), None) => Ok(KeySource::Hs256),
+            (None, Some(_)) => Ok(KeySource::Jwks),
+            (None, None) if addr.ip().is_loopback() => Ok(KeySource::Development),
+            (None, None) => anyhow::bail!(
+                "refusing to serve on {addr} without token keys: set NMP_JWT_HS256_SECRET or \
+                 NMP_JWT_JWKS_URL (only a loopback address may use the development secret)"
+            ),
+        }
+    }
+
+    pub fn verifier(&self, addr: &SocketAddr) -> anyhow::Result<(auth::Verifier, KeySource)> {
+        let source = self.key_source(addr)?;
+        let verifier = match source {
+            KeySource::Hs256 => auth::Verifier::hs256(
+                self.hs256_secret.as_deref().unwrap_or_default().as_bytes(),
+                self.issuer.clone(),
+                self.audience.clone(),
+            ),
+            KeySource::Jwks => auth::Verifier::jwks(
+                self.jwks_url.clone().unwrap_or_default(),
+                self.issuer.clone(),
+                self.audience.clone(),
+            ),
+            KeySource::Development => {
+                auth::Verifier::hs256(auth::DEVELOPMENT_SECRET.as_bytes(), None, None)
+            }
+        };
+        Ok((verifier, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let settings = Settings::load_from(None, env_of(&[])).unwrap();
+        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.database_url, "postgres://postgres@127.0.0.1:5432/nmp");
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let dir = std::env::temp_dir().join(format!("nmp-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nmp.toml");
+        std::fs::write(
+            &file,
+            "http_addr = \"127.0.0.1:9000\"\ndatabase_url = \"postgres://file/db\"\n[jwt]\nissuer = \"https://issuer\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load_from(
+            Some(&file),
+            env_of(&[("NMP_HTTP_ADDR", "127.0.0.1:9100")]),
+        )
+        .unwrap();
+        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:9100");
+        assert_eq!(settings.database_url, "postgres://file/db");
+        assert_eq!(settings.jwt.issuer.as_deref(), Some("https://issuer"));
+    }
+
+    #[test]
+    fn unknown_settings_in_the_file_are_refused() {
+        let dir = std::env::temp_dir().join(format!("nmp-settings-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nmp.toml");
+        std::fs::write(&file, "htp_addr = \"x\"\n").unwrap();
+        let error = Settings::load_from(Some(&file), env_of(&[])).unwrap_err();
+        assert!(format!("{error:#}").contains("htp_addr"), "{error:#}");
+    }
+
+    #[test]
+    fn a_bad_address_is_reported_by_name() {
+        let error = Settings::load_from(None, env_of(&[("NMP_HTTP_ADDR", "nowhere")])).unwrap_err();
+        assert!(error.to_string().contains("NMP_HTTP_ADDR"));
+    }
+
+    #[test]
+    fn without_keys_only_loopback_may_serve() {
+        let jwt = JwtSettings::default();
+        assert_eq!(
+            jwt.key_source(&"127.0.0.1:8080".parse().unwrap()).unwrap(),
+            KeySource::Development
+        );
+        assert_eq!(
+            jwt.key_source(&"[::1]:8080".parse().unwrap()).unwrap(),
+            KeySource::Development
+        );
+        assert!(jwt.key_source(&"0.0.0.0:8080".parse().unwrap()).is_err());
+        let jwt = JwtSettings {
+            hs256_secret: Some("s".repeat(32)),
+            ..Default::default()
+        };
+        assert_eq!(
+            jwt.key_source(&"0.0.0.0:8080".parse().unwrap()).unwrap(),
+            KeySource::Hs256
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let settings = Settings {
+            database_url: "postgres://nmp:hunter2@db/nmp".to_string(),
+            jwt: JwtSettings {
+                hs256_secret: Some("topsecret".to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("topsecret"), "{printed}");
+    }
+}
