@@ -1,1 +1,342 @@
-//! placeholder
+//! Helpers for nmp's end-to-end tests: `spawn_app()` starts nmp exactly as `nmp serve` does, on a
+//! free port, against a fresh Postgres database of its own, so tests run in parallel. Typed
+//! helpers call each endpoint.
+
+use std::time::Duration;
+
+use auth::Role;
+use chrono::Utc;
+use commands::CommandService;
+use domain::{ConsentReport, ConsentStatus, Contact, CountryCode, Identifier, TenantId};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use store::{EventMetadata, EventStore};
+
+pub const API_VERSION: &str = "2024-02-29-preview";
+pub const TENANT: &str = "a7f4bd5c-cc01-40f4-8baa-2b6bdb272b8a";
+
+/// Where the tests find Postgres: `NMP_TEST_DATABASE_URL` names the server (any database on it).
+fn server_url() -> String {
+    std::env::var("NMP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn database_url(name: &str) -> String {
+    let server = server_url();
+    match server.rfind('/') {
+        Some(slash) if slash > "postgres://".len() => format!("{}/{name}", &server[..slash]),
+        _ => format!("{server}/{name}"),
+    }
+}
+
+/// A running nmp with its own database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub secret: String,
+    pub database: String,
+    pub pool: sqlx::PgPool,
+    /// The command side, for what has no HTTP route yet (recording consents as the backend
+    /// sync will).
+    pub commands: CommandService,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Starts nmp on 127.0.0.1:0 with an HS256 secret and a fresh database.
+pub async fn spawn_app() -> TestApp {
+    let database = format!("nmp_test_{}", uuid::Uuid::new_v4().simple());
+    let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
+    let mut settings = nmp::Settings::default();
+    settings.database_url = database_url(&database);
+    settings.database_max_connections = 10;
+    settings.http_addr = "127.0.0.1:0".parse().expect("address");
+    settings.jwt.hs256_secret = Some(secret.clone());
+    let (state, _) = nmp::build_state(&settings).await.expect("nmp starts");
+    let pool = state.commands.store().pool().clone();
+    let commands = state.commands.clone();
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(nmp::serve(state, listener, async move {
+        let _ = stop.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        secret,
+        database,
+        pool,
+        commands,
+        shutdown: Some(shutdown),
+    }
+}
+
+impl Drop for TestApp {
+    /// Stops the server and drops the test's database.
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let database = self.database.clone();
+        // Drop runs inside the test's runtime; a fresh thread with its own runtime may block.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(pool) = sqlx::PgPool::connect(&server_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A response read whole: status, headers and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn from(response: Response) -> Answer {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn etag(&self) -> String {
+        self.header("etag").expect("an ETag").to_string()
+    }
+
+    /// The API error code, from the body; checks the header says the same.
+    pub fn error_code(&self) -> &str {
+        let code = self.body["error"]["code"].as_str().unwrap_or("");
+        assert_eq!(
+            self.header("x-ms-error-code"),
+            Some(code),
+            "x-ms-error-code matches the body: {self:?}"
+        );
+        code
+    }
+
+    pub fn error_target(&self) -> Option<&str> {
+        self.body["error"]["target"].as_str()
+    }
+
+    /// Asserts a refusal with this status and code, and returns self for more checks.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(self.status, status, "status of {self:?}");
+        assert_eq!(self.error_code(), code, "code of {self:?}");
+        self
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, roles: &[Role]) -> String {
+        auth::mint_token(
+            self.secret.as_bytes(),
+            "test-user",
+            roles,
+            Duration::from_secs(600),
+        )
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(&[Role::Admin])
+    }
+
+    /// A request to `path` (with api-version added) as an administrator.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        self.client
+            .request(
+                method,
+                format!("{}{path}{separator}api-version={API_VERSION}", self.address),
+            )
+            .bearer_auth(self.admin())
+    }
+
+    pub async fn send(&self, request: RequestBuilder) -> Answer {
+        Answer::from(request.send().await.expect("request is sent")).await
+    }
+
+    pub async fn put_account(&self, name: &str, body: &Value) -> Answer {
+        self.send(self.request(Method::PUT, &format!("/accounts/{name}")).json(body))
+            .await
+    }
+
+    pub async fn get_account(&self, name: &str) -> Answer {
+        self.send(self.request(Method::GET, &format!("/accounts/{name}")))
+            .await
+    }
+
+    pub async fn delete_account(&self, name: &str, delete_numbers: bool) -> Answer {
+        self.send(self.request(
+            Method::DELETE,
+            &format!("/accounts/{name}?deleteNumbers={delete_numbers}"),
+        ))
+        .await
+    }
+
+    pub async fn put_number(&self, account: &str, number: &str, body: &Value) -> Answer {
+        self.send(
+            self.request(Method::PUT, &number_path(account, number))
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn get_number(&self, account: &str, number: &str) -> Answer {
+        self.send(self.request(Method::GET, &number_path(account, number)))
+            .await
+    }
+
+    pub async fn delete_number(&self, account: &str, number: &str) -> Answer {
+        self.send(self.request(Method::DELETE, &number_path(account, number)))
+            .await
+    }
+
+    pub async fn upsert_numbers(&self, account: &str, body: &Value) -> Answer {
+        self.send(
+            self.request(
+                Method::POST,
+                &format!("/accounts/{account}:createOrUpdateNumbers"),
+            )
+            .json(body),
+        )
+        .await
+    }
+
+    pub async fn delete_numbers(&self, account: &str, numbers: &[&str]) -> Answer {
+        let body = json!({"numbers": numbers.iter().map(|n| json!({"telephoneNumber": n})).collect::<Vec<_>>()});
+        self.send(
+            self.request(Method::POST, &format!("/accounts/{account}:deleteNumbers"))
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn get_consent(&self, tenant: &str) -> Answer {
+        self.send(self.request(
+            Method::GET,
+            &format!("/teamsRequestsForInformation/{tenant}"),
+        ))
+        .await
+    }
+
+    pub async fn patch_consent(&self, tenant: &str, body: &Value) -> Answer {
+        self.send(
+            self.request(
+                Method::PATCH,
+                &format!("/teamsRequestsForInformation/{tenant}"),
+            )
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string()),
+        )
+        .await
+    }
+
+    /// Records a consent as the backend sync will, through the command side.
+    pub async fn record_consent(&self, tenant: &str) {
+        let report = ConsentReport {
+            consent_id: Identifier::parse("214b3a0e-fb7c-481f-9f38-fcb7eab5fad3").expect("id"),
+            operator_id: Some(Identifier::parse("75f9fed4-d8e9-4c90-bc28-523cfdb83244").expect("id")),
+            status: ConsentStatus::Active,
+            consented_on: Utc::now(),
+            countries: vec![CountryCode::parse("US").expect("country")],
+            contacts: vec![Contact {
+                full_name: "John Smith".to_string(),
+                email: "johnsmith@example.com".to_string(),
+                telephone_number: Some("+15105850321".to_string()),
+                company_name: Some("Contoso".to_string()),
+                company_size: Some("L1_U1".to_string()),
+            }],
+        };
+        self.commands
+            .record_consent(
+                &TenantId::parse(tenant).expect("tenant"),
+                report,
+                &EventMetadata::system("test-backend-sync"),
+            )
+            .await
+            .expect("consent recorded");
+    }
+
+    /// How many events the store holds.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    pub fn event_store(&self) -> EventStore {
+        self.commands.store().clone()
+    }
+}
+
+/// The path of a number, with `+` written as `%2B`.
+pub fn number_path(account: &str, number: &str) -> String {
+    format!("/accounts/{account}/numbers/{}", number.replace('+', "%2B"))
+}
+
+/// An Operator Connect account linked to `TENANT`.
+pub fn account_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "correlationId": "c7aa0070-3956-11eb-8d59-4d9d2e7a4a8d",
+        "serviceDetails": {
+            "teamsTenantId": TENANT,
+            "teamsOperatorConnect": {"enabled": true, "syncEnabled": true}
+        }
+    })
+}
+
+/// An Operator Connect calling-user number of `account`.
+pub fn number_body(account: &str, number: &str) -> Value {
+    json!({
+        "telephoneNumber": number,
+        "accountName": account,
+        "serviceDetails": {
+            "teamsOperatorConnect": {
+                "enabled": true,
+                "assignmentStatus": "assigned",
+                "configuration": {
+                    "usage": "CallingUserAssignment",
+                    "choosableCapabilities": ["InboundCalling"]
+                }
+            }
+        },
+        "configuration": {"customSipHeader": "contoso-commsgw"}
+    })
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests of the Provisioning API: a real nmp on a free port, a fresh Postgres
+//! database per test, real HTTP.
+
+mod accounts;
+mod auth_matrix;
+mod bad_input;
+mod concurrency;
+mod consents;
+mod etags;
+mod examples;
+mod numbers;
+mod repeatability;
