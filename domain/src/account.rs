@@ -149,11 +149,11 @@ impl Account {
             .ok_or_else(|| DomainError::AccountNotFound(name.clone()))
     }
 
-    fn is_stale_outcome(&self, for_version: u64) -> bool {
-        match &self.state {
-            Some(state) => state.sync.version != for_version,
-            None => true,
-        }
+    fn is_stale_outcome(&self, for_version: u64, failure: Option<&[ProvisioningError]>) -> bool {
+        !self
+            .state
+            .as_ref()
+            .is_some_and(|state| state.sync.is_news(for_version, failure))
     }
 }
 
@@ -272,7 +272,7 @@ impl Aggregate for Account {
                     .await;
             }
             AccountCommand::RecordProvisioned { for_version } => {
-                if !self.is_stale_outcome(for_version) {
+                if !self.is_stale_outcome(for_version, None) {
                     sink.write(AccountEvent::AccountProvisioned { for_version }, self)
                         .await;
                 }
@@ -281,7 +281,7 @@ impl Aggregate for Account {
                 for_version,
                 errors,
             } => {
-                if !self.is_stale_outcome(for_version) {
+                if !self.is_stale_outcome(for_version, Some(&errors)) {
                     sink.write(
                         AccountEvent::AccountProvisioningFailed {
                             for_version,

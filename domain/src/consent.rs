@@ -159,11 +159,11 @@ impl DomainEvent for ConsentEvent {
 }
 
 impl Consent {
-    fn is_stale_outcome(&self, for_version: u64) -> bool {
-        match &self.state {
-            Some(state) => state.sync.version != for_version,
-            None => true,
-        }
+    fn is_stale_outcome(&self, for_version: u64, failure: Option<&[ProvisioningError]>) -> bool {
+        !self
+            .state
+            .as_ref()
+            .is_some_and(|state| state.sync.is_news(for_version, failure))
     }
 
     fn change_relationship(
@@ -246,12 +246,12 @@ impl Aggregate for Consent {
                 self.change_relationship(RelationshipStatus::ContractTerminated, change)?
             }
             ConsentCommand::RecordProvisioned { for_version } => (!self
-                .is_stale_outcome(for_version))
+                .is_stale_outcome(for_version, None))
             .then_some(ConsentEvent::ConsentProvisioned { for_version }),
             ConsentCommand::RecordProvisioningFailed {
                 for_version,
                 errors,
-            } => (!self.is_stale_outcome(for_version)).then_some(
+            } => (!self.is_stale_outcome(for_version, None)).then_some(
                 ConsentEvent::ConsentProvisioningFailed {
                     for_version,
                     errors,

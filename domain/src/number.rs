@@ -219,7 +219,7 @@ impl Aggregate for Number {
                 .await;
             }
             NumberCommand::RecordProvisioned { for_version } => {
-                if self.is_stale_outcome(for_version) {
+                if self.is_stale_outcome(for_version, None) {
                     return Ok(());
                 }
                 sink.write(NumberEvent::NumberProvisioned { for_version }, self)
@@ -229,7 +229,7 @@ impl Aggregate for Number {
                 for_version,
                 errors,
             } => {
-                if self.is_stale_outcome(for_version) {
+                if self.is_stale_outcome(for_version, Some(&errors)) {
                     return Ok(());
                 }
                 sink.write(
@@ -317,10 +317,10 @@ impl Aggregate for Number {
 impl Number {
     /// An outcome for a change that has since been superseded, or for a number that is gone,
     /// changes nothing: the newer change has its own outcome coming.
-    fn is_stale_outcome(&self, for_version: u64) -> bool {
-        match &self.state {
-            Some(state) => state.sync.version != for_version,
-            None => true,
-        }
+    fn is_stale_outcome(&self, for_version: u64, failure: Option<&[ProvisioningError]>) -> bool {
+        !self
+            .state
+            .as_ref()
+            .is_some_and(|state| state.sync.is_news(for_version, failure))
     }
 }

@@ -464,6 +464,19 @@ impl SyncState {
         }
     }
 
+    /// Whether the backend's answer for the change at `for_version` (`None` for success, the
+    /// errors for a failure) tells anything new: an answer for a superseded change, or one that
+    /// repeats the state already recorded, changes nothing.
+    pub fn is_news(&self, for_version: u64, failure: Option<&[ProvisioningError]>) -> bool {
+        if for_version != self.version {
+            return false;
+        }
+        match failure {
+            None => !(self.status == ProvisioningStatus::Synced && self.errors.is_empty()),
+            Some(errors) => !(self.status == ProvisioningStatus::Failed && self.errors == errors),
+        }
+    }
+
     /// A change that has nothing to push (its services are not sync-enabled) is at once in step.
     pub fn nothing_to_sync(version: u64) -> Self {
         SyncState {
@@ -615,6 +628,30 @@ mod tests {
             CountryCode::parse("gb").unwrap_err().kind,
             ValueKind::CountryCode
         );
+    }
+
+    #[test]
+    fn only_a_new_answer_for_the_current_change_is_news() {
+        let pending = SyncState::pending(3);
+        let error = ProvisioningError {
+            code: "NumberTaken".into(),
+            message: "taken".into(),
+        };
+        assert!(pending.is_news(3, None));
+        assert!(pending.is_news(3, Some(std::slice::from_ref(&error))));
+        assert!(
+            !pending.is_news(2, None),
+            "an answer for a superseded change"
+        );
+        let synced = SyncState::nothing_to_sync(3);
+        assert!(!synced.is_news(3, None), "a repeated success");
+        let failed = SyncState {
+            status: ProvisioningStatus::Failed,
+            errors: vec![error.clone()],
+            version: 3,
+        };
+        assert!(!failed.is_news(3, Some(&[error])), "a repeated failure");
+        assert!(failed.is_news(3, None), "success after a failure");
     }
 
     #[test]
