@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use nmp::{KeySource, LogFormat, Settings};
 
 #[derive(Parser)]
-#[command(name = "nmp", version, about = "Number Management Platform for Teams calling operators")]
+#[command(
+    name = "nmp",
+    version,
+    about = "Number Management Platform for Teams calling operators"
+)]
 struct Cli {
     /// TOML settings file (also NMP_CONFIG); NMP_* variables override it.
     #[arg(long, global = true)]
@@ -57,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| auth::DEVELOPMENT_SECRET.to_string());
             let ttl = Duration::from_secs(ttl_minutes * 60);
-            println!("{}", auth::mint_token(secret.as_bytes(), &subject, &roles, ttl));
+            println!(
+                "{}",
+                auth::mint_token(secret.as_bytes(), &subject, &roles, ttl)
+            );
             Ok(())
         }
     }

@@ -72,7 +72,10 @@ impl fmt::Debug for Settings {
 impl fmt::Debug for JwtSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtSettings")
-            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("jwks_url", &self.jwks_url)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
@@ -86,7 +89,9 @@ fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &url[scheme_end + 3..at];
             match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..]),
+                Some((user, _)) => {
+                    format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..])
+                }
                 None => url.to_string(),
             }
         }
@@ -126,9 +131,9 @@ impl Settings {
                 .context("NMP_DATABASE_MAX_CONNECTIONS must be a whole number")?;
         }
         if let Some(addr) = env("NMP_HTTP_ADDR") {
-            settings.http_addr = addr
-                .parse()
-                .with_context(|| format!("NMP_HTTP_ADDR '{addr}' is not an address such as 127.0.0.1:8080"))?;
+            settings.http_addr = addr.parse().with_context(|| {
+                format!("NMP_HTTP_ADDR '{addr}' is not an address such as 127.0.0.1:8080")
+            })?;
         }
         let set = |slot: &mut Option<String>, name: &str| {
             if let Some(value) = env(name).filter(|v| !v.is_empty()) {
@@ -164,9 +169,9 @@ impl JwtSettings {
     /// used from elsewhere.
     pub fn key_source(&self, addr: &SocketAddr) -> anyhow::Result<KeySource> {
         match (&self.hs256_secret, &self.jwks_url) {
-            (Some(_), Some(_)) => anyhow::bail!(
-                "both NMP_JWT_HS256_SECRET and NMP_JWT_JWKS_URL are set; choose one"
-            ),
+            (Some(_), Some(_)) => {
+                anyhow::bail!("both NMP_JWT_HS256_SECRET and NMP_JWT_JWKS_URL are set; choose one")
+            }
             (Some(_), None) => Ok(KeySource::Hs256),
             (None, Some(_)) => Ok(KeySource::Jwks),
             (None, None) if addr.ip().is_loopback() => Ok(KeySource::Development),
@@ -203,16 +208,26 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
     fn defaults_apply_without_file_or_environment() {
         let settings = Settings::load_from(None, env_of(&[])).unwrap();
         assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(settings.database_url, "postgres://postgres@127.0.0.1:5432/nmp");
+        assert_eq!(
+            settings.database_url,
+            "postgres://postgres@127.0.0.1:5432/nmp"
+        );
     }
 
     #[test]
@@ -225,11 +240,9 @@ mod tests {
             "http_addr = \"127.0.0.1:9000\"\ndatabase_url = \"postgres://file/db\"\n[jwt]\nissuer = \"https://issuer\"\n",
         )
         .unwrap();
-        let settings = Settings::load_from(
-            Some(&file),
-            env_of(&[("NMP_HTTP_ADDR", "127.0.0.1:9100")]),
-        )
-        .unwrap();
+        let settings =
+            Settings::load_from(Some(&file), env_of(&[("NMP_HTTP_ADDR", "127.0.0.1:9100")]))
+                .unwrap();
         assert_eq!(settings.http_addr.to_string(), "127.0.0.1:9100");
         assert_eq!(settings.database_url, "postgres://file/db");
         assert_eq!(settings.jwt.issuer.as_deref(), Some("https://issuer"));
@@ -284,6 +297,9 @@ mod tests {
             ..Default::default()
         };
         let printed = format!("{settings:?}");
-        assert!(!printed.contains("hunter2") && !printed.contains("topsecret"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("topsecret"),
+            "{printed}"
+        );
     }
 }

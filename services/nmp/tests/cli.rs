@@ -1,0 +1,164 @@
+//! The `nmp` binary as a newcomer runs it: `nmp serve` and `nmp token`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NMP: &str = env!("CARGO_BIN_EXE_nmp");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// Kills the server when the test ends, pass or fail.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn database_url(name: &str) -> String {
+    let server = std::env::var("NMP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let slash = server.rfind('/').expect("a database URL");
+    format!("{}/{name}", &server[..slash])
+}
+
+#[test]
+fn token_prints_a_jwt() {
+    let output = Command::new(NMP)
+        .args(["token", "--role", "ProvisioningAPI.Admin"])
+        .env_remove("NMP_JWT_HS256_SECRET")
+        .output()
+        .expect("nmp runs");
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(token.trim().split('.').count(), 3, "a compact JWT: {token}");
+}
+
+#[test]
+fn token_refuses_an_unknown_role() {
+    let output = Command::new(NMP)
+        .args(["token", "--role", "ProvisioningAPI.Root"])
+        .output()
+        .expect("nmp runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ProvisioningAPI.Root"));
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_token_keys() {
+    let output = Command::new(NMP)
+        .args(["serve"])
+        .env("NMP_HTTP_ADDR", "0.0.0.0:0")
+        .env_remove("NMP_JWT_HS256_SECRET")
+        .env_remove("NMP_JWT_JWKS_URL")
+        .env_remove("NMP_CONFIG")
+        .output()
+        .expect("nmp runs");
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to serve"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_on_loopback_uses_the_development_secret_and_answers_its_tokens() {
+    let port = free_port();
+    let database = format!("nmp_cli_{}", std::process::id());
+    let child = Command::new(NMP)
+        .args(["serve"])
+        .env("NMP_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("NMP_DATABASE_URL", database_url(&database))
+        .env_remove("NMP_JWT_HS256_SECRET")
+        .env_remove("NMP_JWT_JWKS_URL")
+        .env_remove("NMP_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nmp starts");
+    let mut server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(answer) = client.get(format!("{base}/healthz")).send().await
+            && answer.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nmp did not become healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let openapi: serde_json::Value = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        openapi["paths"]["/accounts/{accountName}"]["put"].is_object(),
+        "{openapi}"
+    );
+
+    let token = Command::new(NMP)
+        .args(["token", "--role", "ProvisioningAPI.Read"])
+        .env_remove("NMP_JWT_HS256_SECRET")
+        .output()
+        .expect("token");
+    let token = String::from_utf8(token.stdout).expect("utf-8");
+    let answer = client
+        .get(format!(
+            "{base}/accounts/nobody?api-version=2024-02-29-preview"
+        ))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        answer.status(),
+        404,
+        "the token is accepted; the account does not exist"
+    );
+
+    let _ = server.0.kill();
+    let output = server.0.wait_with_output_lossy();
+    assert!(
+        output.contains("DEVELOPMENT secret"),
+        "the log says so: {output}"
+    );
+    drop_database(&database).await;
+}
+
+trait WaitLossy {
+    fn wait_with_output_lossy(&mut self) -> String;
+}
+
+impl WaitLossy for Child {
+    fn wait_with_output_lossy(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut text = String::new();
+        if let Some(stdout) = self.stdout.as_mut() {
+            let _ = stdout.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+async fn drop_database(name: &str) {
+    let Ok(pool) = sqlx::PgPool::connect(&database_url("postgres")).await else {
+        return;
+    };
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await;
+}
