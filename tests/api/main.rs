@@ -7,6 +7,7 @@ mod bad_input;
 mod concurrency;
 mod consents;
 mod etags;
+mod event_store;
 mod examples;
 mod numbers;
 mod repeatability;

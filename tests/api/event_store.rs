@@ -1,0 +1,94 @@
+//! The event store underneath: postgres-es reads what nmp appends, every row carries its
+//! commit-safe position, and one command's events commit together or not at all.
+
+use cqrs_es::persist::PersistedEventRepository;
+use domain::{Account, AccountEvent, AccountServices, Number};
+use postgres_es::PostgresEventRepository;
+use store::{Changes, EventMetadata, StoreError};
+use tests::{account_body, number_body, spawn_app};
+
+#[tokio::test]
+async fn postgres_es_reads_the_events_nmp_appends() {
+    let app = spawn_app().await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    app.put_number(
+        "contoso",
+        "+15105850321",
+        &number_body("contoso", "+15105850321"),
+    )
+    .await;
+    let repository = PostgresEventRepository::new(app.pool.clone());
+    let events = repository
+        .get_events::<Account>("contoso")
+        .await
+        .expect("postgres-es reads the account");
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["AccountCreated", "NumbersAdded"]);
+    assert_eq!(events[1].sequence, 2);
+    let numbers = repository
+        .get_events::<Number>("+15105850321")
+        .await
+        .expect("postgres-es reads the number");
+    assert_eq!(numbers.len(), 1);
+    assert_eq!(numbers[0].event_version, "1.0");
+}
+
+#[tokio::test]
+async fn every_event_has_a_global_position_and_its_transaction() {
+    let app = spawn_app().await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    app.put_number(
+        "contoso",
+        "+15105850321",
+        &number_body("contoso", "+15105850321"),
+    )
+    .await;
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT global_position, tx_id::text, event_type FROM events ORDER BY tx_id, global_position",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("rows");
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.windows(2).all(|w| w[0].0 < w[1].0),
+        "positions grow: {rows:?}"
+    );
+    assert_ne!(rows[0].1, rows[1].1, "two requests, two transactions");
+    assert_eq!(
+        rows[1].1, rows[2].1,
+        "the number and its account commit together"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_on_one_aggregate_writes_none_of_the_command() {
+    let app = spawn_app().await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    let store = app.event_store();
+    let before = app.event_count().await;
+    let mut changes = Changes::new();
+    let created = AccountEvent::AccountCreated {
+        name: domain::AccountName::parse("fabrikam").expect("name"),
+        correlation_id: None,
+        services: AccountServices::default(),
+        sync_required: false,
+    };
+    changes
+        .append::<Account>("fabrikam", 0, std::slice::from_ref(&created))
+        .expect("queued");
+    // "contoso" is at version 1 already: appending as if it were new clashes.
+    changes
+        .append::<Account>("contoso", 0, &[created])
+        .expect("queued");
+    let result = store.commit(changes, &EventMetadata::system("test")).await;
+    assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "fabrikam was not written either"
+    );
+    app.get_account("fabrikam")
+        .await
+        .assert_error(404, "NotFound");
+}
