@@ -35,7 +35,12 @@ where
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         let json = mime == "application/json" || mime.ends_with("+json");
         if !json {
             return Err(ApiError::new(
@@ -111,21 +116,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let principal = parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
-            // The authentication layer runs before every API route; reaching here without a
-            // principal is a wiring fault, not the caller's.
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                "request was not authenticated",
-            )
-        })?;
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| {
+                // The authentication layer runs before every API route; reaching here without a
+                // principal is a wiring fault, not the caller's.
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "request was not authenticated",
+                )
+            })?;
         let headers = &parts.headers;
         let ticket_id = header_text(headers, TICKET_ID_HEADER)?
-            .map(|t| {
-                TicketId::parse(t)
-                    .map_err(|e| ApiError::invalid_value(e, TICKET_ID_HEADER))
-            })
+            .map(|t| TicketId::parse(t).map_err(|e| ApiError::invalid_value(e, TICKET_ID_HEADER)))
             .transpose()?;
         let client_request_id = header_text(headers, "x-ms-client-request-id")?;
         let correlation_id = header_text(headers, "x-ms-correlation-id")?
@@ -133,7 +139,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let metadata = EventMetadata {
             subject: principal.subject.clone(),
-            roles: principal.roles.iter().map(|r| r.as_str().to_string()).collect(),
+            roles: principal
+                .roles
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
             time: chrono::Utc::now(),
             client_request_id,
             ticket_id: ticket_id.as_ref().map(ToString::to_string),

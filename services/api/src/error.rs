@@ -60,7 +60,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} does not exist"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{what} does not exist"),
+        )
     }
 
     /// A value that failed to parse at JSON path `target`.
@@ -130,7 +134,9 @@ pub fn command_error(error: CommandError, batch_field: &str) -> ApiError {
         CommandError::BatchRefused(refusals) => {
             let details: Vec<ErrorBody> = refusals
                 .iter()
-                .map(|r| ApiError::refused(&r.error, Some(&format!("{batch_field}[{}]", r.index))).body)
+                .map(|r| {
+                    ApiError::refused(&r.error, Some(&format!("{batch_field}[{}]", r.index))).body
+                })
                 .collect();
             // The least specific status wins: any invalid item makes the request invalid.
             let kinds: Vec<RefusalKind> = refusals.iter().map(|r| r.error.kind()).collect();

@@ -56,7 +56,9 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(context::MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(middleware::echo_client_request_id))
+        .layer(axum::middleware::from_fn(
+            middleware::echo_client_request_id,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,7 +72,12 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> Response {
-    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such resource or operation").into_response()
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "no such resource or operation",
+    )
+    .into_response()
 }
 
 async fn method_not_allowed() -> Response {

@@ -47,7 +47,11 @@ pub fn required_permission(method: &Method, path: &str) -> Permission {
 }
 
 /// 401 without a valid bearer token, 403 without the role the operation needs.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -64,11 +68,11 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             } else {
                 StatusCode::UNAUTHORIZED
             };
-            let mut response = ApiError::new(status, error.code(), error.to_string()).into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
+            let mut response =
+                ApiError::new(status, error.code(), error.to_string()).into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
     };
@@ -126,7 +130,11 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
 /// Repeatable requests (OASIS Repeatable Requests, as the Azure APIs use it): a write with
 /// `Repeatability-Request-ID` runs once; a repeat gets the first answer.
-pub async fn repeatability(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn repeatability(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let is_write = matches!(
         *request.method(),
         Method::PUT | Method::PATCH | Method::DELETE | Method::POST
@@ -171,14 +179,16 @@ async fn repeat_or_run(
         .to_string();
     let first_sent = first_sent(&request).map_err(rejected)?;
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestBodyTooLarge",
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        )
-        .into_response()
-    })?;
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestBodyTooLarge",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response()
+        })?;
     // A request id is the caller's: two callers may pick the same one.
     let subject = parts
         .extensions

@@ -32,7 +32,11 @@ impl EntityTag {
             }
             tags.push(part.to_string());
         }
-        if tags.is_empty() { None } else { Some(EntityTag::Tags(tags)) }
+        if tags.is_empty() {
+            None
+        } else {
+            Some(EntityTag::Tags(tags))
+        }
     }
 
     fn matches(&self, exists: bool, version: u64) -> bool {
@@ -95,7 +99,10 @@ mod tests {
             if_match: None,
             if_none_match: EntityTag::parse("*"),
         };
-        assert!(p.check(false, 2).is_ok(), "a deleted resource may be created again");
+        assert!(
+            p.check(false, 2).is_ok(),
+            "a deleted resource may be created again"
+        );
         assert!(p.check(true, 2).is_err());
     }
 

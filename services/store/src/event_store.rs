@@ -128,13 +128,14 @@ impl EventStore {
         for event in serialized {
             let event = self.upcast(event);
             let sequence = event.sequence;
-            let payload: A::Event =
-                serde_json::from_value(event.payload).map_err(|source| StoreError::Deserialize {
+            let payload: A::Event = serde_json::from_value(event.payload).map_err(|source| {
+                StoreError::Deserialize {
                     aggregate_type: A::TYPE.to_string(),
                     aggregate_id: id.to_string(),
                     sequence,
                     source,
-                })?;
+                }
+            })?;
             aggregate.apply(payload);
             version = sequence as u64;
         }
@@ -143,7 +144,10 @@ impl EventStore {
 
     /// Rebuilds several aggregates of one type with a single query; ids without events come back
     /// as new aggregates at version 0. The result is in the order of `ids`.
-    pub async fn load_many<A: Aggregate>(&self, ids: &[String]) -> Result<Vec<Loaded<A>>, StoreError> {
+    pub async fn load_many<A: Aggregate>(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Loaded<A>>, StoreError> {
         let rows: Vec<(String, i64, String, String, Value)> = sqlx::query_as(
             "SELECT aggregate_id, sequence, event_type, event_version, payload FROM events \
               WHERE aggregate_type = $1 AND aggregate_id = ANY($2) \
@@ -153,7 +157,8 @@ impl EventStore {
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
-        let mut by_id: std::collections::HashMap<String, Loaded<A>> = std::collections::HashMap::new();
+        let mut by_id: std::collections::HashMap<String, Loaded<A>> =
+            std::collections::HashMap::new();
         for (aggregate_id, sequence, event_type, event_version, payload) in rows {
             let event = self.upcast(SerializedEvent::new(
                 aggregate_id.clone(),
@@ -164,13 +169,14 @@ impl EventStore {
                 payload,
                 Value::Null,
             ));
-            let payload: A::Event =
-                serde_json::from_value(event.payload).map_err(|source| StoreError::Deserialize {
+            let payload: A::Event = serde_json::from_value(event.payload).map_err(|source| {
+                StoreError::Deserialize {
                     aggregate_type: A::TYPE.to_string(),
                     aggregate_id: aggregate_id.clone(),
                     sequence: sequence as usize,
                     source,
-                })?;
+                }
+            })?;
             let loaded = by_id.entry(aggregate_id).or_insert_with(|| Loaded {
                 aggregate: A::default(),
                 version: 0,
@@ -199,7 +205,11 @@ impl EventStore {
     }
 
     /// Appends all queued events with `metadata`, in one transaction.
-    pub async fn commit(&self, changes: Changes, metadata: &EventMetadata) -> Result<(), StoreError> {
+    pub async fn commit(
+        &self,
+        changes: Changes,
+        metadata: &EventMetadata,
+    ) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }

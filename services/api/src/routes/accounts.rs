@@ -94,7 +94,11 @@ pub async fn put_account(
             &caller.metadata,
         )
         .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let resource = loaded
         .aggregate
         .state
@@ -133,7 +137,12 @@ pub async fn delete_account(
     };
     state
         .commands
-        .delete_account(&name, delete_numbers, &caller.preconditions, &caller.metadata)
+        .delete_account(
+            &name,
+            delete_numbers,
+            &caller.preconditions,
+            &caller.metadata,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -249,8 +258,10 @@ fn check_batch_size(count: usize) -> Result<(), ApiError> {
         .with_target("numbers"));
     }
     if count == 0 {
-        return Err(ApiError::bad_request("NoNumbers", "the request names no numbers")
-            .with_target("numbers"));
+        return Err(
+            ApiError::bad_request("NoNumbers", "the request names no numbers")
+                .with_target("numbers"),
+        );
     }
     Ok(())
 }

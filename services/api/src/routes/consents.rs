@@ -47,10 +47,15 @@ pub async fn get_request_for_information(
 ) -> Result<Response, ApiError> {
     let tenant = parse_at("tenantId", TenantId::parse(tenant))?;
     let loaded = state.commands.consent(&tenant).await?;
-    let consent = loaded.aggregate.state.as_ref().ok_or_else(|| {
-        ApiError::refused(&DomainError::ConsentNotFound(tenant.clone()), None)
-    })?;
-    Ok(with_etag(StatusCode::OK, loaded.version, resource(&state, consent).await?))
+    let consent =
+        loaded.aggregate.state.as_ref().ok_or_else(|| {
+            ApiError::refused(&DomainError::ConsentNotFound(tenant.clone()), None)
+        })?;
+    Ok(with_etag(
+        StatusCode::OK,
+        loaded.version,
+        resource(&state, consent).await?,
+    ))
 }
 
 /// Update the customer relationship of a consent (JSON merge patch).
@@ -71,7 +76,10 @@ pub async fn patch_request_for_information(
     let tenant = parse_at("tenantId", TenantId::parse(tenant))?;
     let current = state.commands.consent(&tenant).await?;
     let Some(consent) = &current.aggregate.state else {
-        return Err(ApiError::refused(&DomainError::ConsentNotFound(tenant), None));
+        return Err(ApiError::refused(
+            &DomainError::ConsentNotFound(tenant),
+            None,
+        ));
     };
     let Some(relationship) = patch.customer_relationship else {
         // Nothing writable was named: the merge patch changes nothing.
@@ -79,7 +87,11 @@ pub async fn patch_request_for_information(
             .preconditions
             .check(true, current.version)
             .map_err(ApiError::from)?;
-        return Ok(with_etag(StatusCode::OK, current.version, resource(&state, consent).await?));
+        return Ok(with_etag(
+            StatusCode::OK,
+            current.version,
+            resource(&state, consent).await?,
+        ));
     };
     let existing = consent.relationship.as_ref();
     let status = match relationship.status {
@@ -98,7 +110,10 @@ pub async fn patch_request_for_information(
     let comment = match relationship.comment {
         None => existing.and_then(|r| r.comment.clone()),
         Some(None) => None,
-        Some(Some(text)) => Some(parse_at("customerRelationship.comment", Comment::parse(text))?),
+        Some(Some(text)) => Some(parse_at(
+            "customerRelationship.comment",
+            Comment::parse(text),
+        )?),
     };
     let loaded = state
         .commands
@@ -116,7 +131,15 @@ pub async fn patch_request_for_information(
             other => ApiError::from(other),
         })?;
     let consent = loaded.aggregate.state.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "consent vanished")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "consent vanished",
+        )
     })?;
-    Ok(with_etag(StatusCode::OK, loaded.version, resource(&state, consent).await?))
+    Ok(with_etag(
+        StatusCode::OK,
+        loaded.version,
+        resource(&state, consent).await?,
+    ))
 }

@@ -82,11 +82,25 @@ pub async fn put_number(
     }
     let outcome = state
         .commands
-        .upsert_number(&account, number, details, &caller.preconditions, &caller.metadata)
+        .upsert_number(
+            &account,
+            number,
+            details,
+            &caller.preconditions,
+            &caller.metadata,
+        )
         .await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let state = outcome.number.aggregate.state.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "number vanished")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "number vanished",
+        )
     })?;
     Ok(with_etag(
         status,

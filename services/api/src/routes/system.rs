@@ -17,7 +17,10 @@ pub fn router() -> Router<AppState> {
 
 /// 200 once nmp serves and reaches its database; 503 otherwise.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match sqlx::query("SELECT 1").execute(state.commands.store().pool()).await {
+    match sqlx::query("SELECT 1")
+        .execute(state.commands.store().pool())
+        .await
+    {
         Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check cannot reach the database");

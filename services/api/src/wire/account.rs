@@ -211,7 +211,10 @@ impl AccountResource {
                         subdomain_status: Some("notProvisioned".to_string()),
                     }
                 }),
-                teams_phone_mobile: syncable(&services.teams_phone_mobile, Service::TeamsPhoneMobile),
+                teams_phone_mobile: syncable(
+                    &services.teams_phone_mobile,
+                    Service::TeamsPhoneMobile,
+                ),
                 zoom_phone_cloud_peering: syncable(
                     &services.zoom_phone_cloud_peering,
                     Service::ZoomPhoneCloudPeering,

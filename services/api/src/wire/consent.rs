@@ -103,11 +103,14 @@ impl RequestForInformationResource {
                     company_size: c.company_size.clone(),
                 })
                 .collect(),
-            customer_relationship: state.relationship.as_ref().map(|r| CustomerRelationshipWire {
-                status: r.status.as_str().to_string(),
-                comment: r.comment.as_ref().map(ToString::to_string),
-                last_modified_on: wire_time(&r.last_modified_on),
-            }),
+            customer_relationship: state
+                .relationship
+                .as_ref()
+                .map(|r| CustomerRelationshipWire {
+                    status: r.status.as_str().to_string(),
+                    comment: r.comment.as_ref().map(ToString::to_string),
+                    last_modified_on: wire_time(&r.last_modified_on),
+                }),
             service_provisioning_status: status,
             service_provisioning_errors: errors,
         }

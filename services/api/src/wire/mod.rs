@@ -39,10 +39,12 @@ pub(crate) fn provisioning(sync: &SyncState) -> (String, Vec<ProvisioningErrorWi
         sync.status.as_str().to_string(),
         sync.errors
             .iter()
-            .map(|ProvisioningError { code, message }| ProvisioningErrorWire {
-                code: code.clone(),
-                message: message.clone(),
-            })
+            .map(
+                |ProvisioningError { code, message }| ProvisioningErrorWire {
+                    code: code.clone(),
+                    message: message.clone(),
+                },
+            )
             .collect(),
     )
 }

@@ -167,27 +167,30 @@ impl NumberResource {
             s.as_ref().map(|s| TeamsNumberDetails {
                 enabled: s.enabled,
                 assignment_status: s.assignment_status.map(|a| a.as_str().to_string()),
-                configuration: s.configuration.as_ref().map(|c| TeamsNumberConfigurationWire {
-                    usage: c.usage.as_str().to_string(),
-                    choosable_capabilities: c
-                        .choosable_capabilities
-                        .iter()
-                        .map(|c| c.as_str().to_string())
-                        .collect(),
-                    additional_usages: (!c.additional_usages.is_empty()).then(|| {
-                        c.additional_usages
+                configuration: s
+                    .configuration
+                    .as_ref()
+                    .map(|c| TeamsNumberConfigurationWire {
+                        usage: c.usage.as_str().to_string(),
+                        choosable_capabilities: c
+                            .choosable_capabilities
                             .iter()
-                            .map(|u| u.as_str().to_string())
-                            .collect()
+                            .map(|c| c.as_str().to_string())
+                            .collect(),
+                        additional_usages: (!c.additional_usages.is_empty()).then(|| {
+                            c.additional_usages
+                                .iter()
+                                .map(|u| u.as_str().to_string())
+                                .collect()
+                        }),
+                        civic_address_id: c.civic_address_id.as_ref().map(ToString::to_string),
+                        location_id: c.location_id.as_ref().map(ToString::to_string),
+                        allow_tenant_address_update: c.allow_tenant_address_update.then_some(true),
+                        displayed_country_code: c
+                            .displayed_country_code
+                            .as_ref()
+                            .map(ToString::to_string),
                     }),
-                    civic_address_id: c.civic_address_id.as_ref().map(ToString::to_string),
-                    location_id: c.location_id.as_ref().map(ToString::to_string),
-                    allow_tenant_address_update: c.allow_tenant_address_update.then_some(true),
-                    displayed_country_code: c
-                        .displayed_country_code
-                        .as_ref()
-                        .map(ToString::to_string),
-                }),
             })
         };
         let plain = |s: &Option<PlainService>| s.map(|s| EnabledDetails { enabled: s.enabled });
@@ -217,7 +220,12 @@ impl NumberResource {
 fn teams_service(details: TeamsNumberDetails, base: &str) -> Result<TeamsNumberService, ApiError> {
     let assignment_status = details
         .assignment_status
-        .map(|a| parse_at(format!("{base}.assignmentStatus"), AssignmentStatus::parse(&a)))
+        .map(|a| {
+            parse_at(
+                format!("{base}.assignmentStatus"),
+                AssignmentStatus::parse(&a),
+            )
+        })
         .transpose()?;
     let configuration = details
         .configuration
