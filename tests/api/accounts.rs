@@ -11,25 +11,36 @@ async fn an_account_is_created_read_replaced_and_deleted() {
     assert_eq!(created.status, 201, "{created:?}");
     assert_eq!(created.body["name"], "contoso");
     assert_eq!(created.body["serviceDetails"]["teamsTenantId"], TENANT);
-    assert_eq!(created.body["serviceDetails"]["teamsOperatorConnect"]["numberCount"], 0);
+    assert_eq!(
+        created.body["serviceDetails"]["teamsOperatorConnect"]["numberCount"],
+        0
+    );
     assert_eq!(created.body["serviceProvisioningStatus"], "pending");
     assert_eq!(created.body["serviceProvisioningErrors"], json!([]));
 
     let read = app.get_account("contoso").await;
     assert_eq!(read.status, 200);
-    assert_eq!(read.body, created.body, "a read right after the write sees it");
+    assert_eq!(
+        read.body, created.body,
+        "a read right after the write sees it"
+    );
     assert_eq!(read.etag(), created.etag());
 
     let mut changed = account_body("contoso");
     changed["serviceDetails"]["teamsPhoneMobile"] = json!({"enabled": true, "syncEnabled": false});
     let replaced = app.put_account("contoso", &changed).await;
     assert_eq!(replaced.status, 200, "{replaced:?}");
-    assert_eq!(replaced.body["serviceDetails"]["teamsPhoneMobile"]["enabled"], true);
+    assert_eq!(
+        replaced.body["serviceDetails"]["teamsPhoneMobile"]["enabled"],
+        true
+    );
     assert_ne!(replaced.etag(), created.etag());
 
     let deleted = app.delete_account("contoso", false).await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
-    app.get_account("contoso").await.assert_error(404, "NotFound");
+    app.get_account("contoso")
+        .await
+        .assert_error(404, "NotFound");
 }
 
 #[tokio::test]
@@ -40,7 +51,11 @@ async fn replacing_an_account_with_the_same_settings_changes_nothing() {
     let again = app.put_account("contoso", &account_body("contoso")).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.etag(), first.etag());
-    assert_eq!(app.event_count().await, events, "no event for an unchanged account");
+    assert_eq!(
+        app.event_count().await,
+        events,
+        "no event for an unchanged account"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +78,9 @@ async fn an_account_with_numbers_is_deleted_only_with_its_numbers() {
     let app = spawn_app().await;
     app.put_account("contoso", &account_body("contoso")).await;
     for number in ["+15105850321", "+15105850322"] {
-        let put = app.put_number("contoso", number, &number_body("contoso", number)).await;
+        let put = app
+            .put_number("contoso", number, &number_body("contoso", number))
+            .await;
         assert_eq!(put.status, 201, "{put:?}");
     }
     let events = app.event_count().await;
@@ -81,7 +98,11 @@ async fn an_account_with_numbers_is_deleted_only_with_its_numbers() {
     // The numbers are free again, for any account.
     app.put_account("fabrikam", &account_body("fabrikam")).await;
     let moved = app
-        .put_number("fabrikam", "+15105850321", &number_body("fabrikam", "+15105850321"))
+        .put_number(
+            "fabrikam",
+            "+15105850321",
+            &number_body("fabrikam", "+15105850321"),
+        )
         .await;
     assert_eq!(moved.status, 201, "{moved:?}");
 }
@@ -98,8 +119,12 @@ async fn deleting_a_missing_account_is_not_found() {
 async fn the_teams_tenant_cannot_change_while_the_account_has_teams_numbers() {
     let app = spawn_app().await;
     app.put_account("contoso", &account_body("contoso")).await;
-    app.put_number("contoso", "+15105850321", &number_body("contoso", "+15105850321"))
-        .await;
+    app.put_number(
+        "contoso",
+        "+15105850321",
+        &number_body("contoso", "+15105850321"),
+    )
+    .await;
     let mut moved = account_body("contoso");
     moved["serviceDetails"]["teamsTenantId"] = json!("00000000-0000-4000-8000-000000000001");
     app.put_account("contoso", &moved)
@@ -115,8 +140,12 @@ async fn the_teams_tenant_cannot_change_while_the_account_has_teams_numbers() {
 async fn a_service_in_use_by_numbers_cannot_be_switched_off() {
     let app = spawn_app().await;
     app.put_account("contoso", &account_body("contoso")).await;
-    app.put_number("contoso", "+15105850321", &number_body("contoso", "+15105850321"))
-        .await;
+    app.put_number(
+        "contoso",
+        "+15105850321",
+        &number_body("contoso", "+15105850321"),
+    )
+    .await;
     let mut off = account_body("contoso");
     off["serviceDetails"]["teamsOperatorConnect"]["enabled"] = json!(false);
     app.put_account("contoso", &off)
@@ -138,15 +167,26 @@ async fn operator_connect_needs_a_teams_tenant() {
 async fn number_counts_follow_the_numbers_services() {
     let app = spawn_app().await;
     let mut body = account_body("contoso");
-    body["serviceDetails"]["zoomPhoneCloudPeering"] = json!({"enabled": true, "syncEnabled": false});
+    body["serviceDetails"]["zoomPhoneCloudPeering"] =
+        json!({"enabled": true, "syncEnabled": false});
     app.put_account("contoso", &body).await;
-    app.put_number("contoso", "+15105850321", &number_body("contoso", "+15105850321"))
-        .await;
+    app.put_number(
+        "contoso",
+        "+15105850321",
+        &number_body("contoso", "+15105850321"),
+    )
+    .await;
     let zoom = json!({"telephoneNumber": "+15105850399", "accountName": "contoso",
         "serviceDetails": {"zoomPhoneCloudPeering": {"enabled": true}}});
     let put = app.put_number("contoso", "+15105850399", &zoom).await;
     assert_eq!(put.status, 201, "{put:?}");
     let account = app.get_account("contoso").await;
-    assert_eq!(account.body["serviceDetails"]["teamsOperatorConnect"]["numberCount"], 1);
-    assert_eq!(account.body["serviceDetails"]["zoomPhoneCloudPeering"]["numberCount"], 1);
+    assert_eq!(
+        account.body["serviceDetails"]["teamsOperatorConnect"]["numberCount"],
+        1
+    );
+    assert_eq!(
+        account.body["serviceDetails"]["zoomPhoneCloudPeering"]["numberCount"],
+        1
+    );
 }

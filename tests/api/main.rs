@@ -10,4 +10,5 @@ mod etags;
 mod event_store;
 mod examples;
 mod numbers;
+mod relay;
 mod repeatability;

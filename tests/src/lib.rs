@@ -2,6 +2,8 @@
 //! free port, against a fresh Postgres database of its own, so tests run in parallel. Typed
 //! helpers call each endpoint.
 
+pub mod nats;
+
 use std::time::Duration;
 
 use auth::Role;
@@ -46,12 +48,25 @@ pub struct TestApp {
 pub async fn spawn_app() -> TestApp {
     let database = format!("nmp_test_{}", uuid::Uuid::new_v4().simple());
     let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
-    let mut settings = nmp::Settings::default();
-    settings.database_url = database_url(&database);
-    settings.database_max_connections = 10;
-    settings.http_addr = "127.0.0.1:0".parse().expect("address");
-    settings.jwt.hs256_secret = Some(secret.clone());
-    let (state, _) = nmp::build_state(&settings).await.expect("nmp starts");
+    let settings = nmp::Settings {
+        database_url: database_url(&database),
+        database_max_connections: 10,
+        http_addr: "127.0.0.1:0".parse().expect("address"),
+        jwt: nmp::settings::JwtSettings {
+            hs256_secret: Some(secret.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (state, _) = nmp::build_state(
+        &settings,
+        nmp::Components {
+            api: true,
+            relay: false,
+        },
+    )
+    .await
+    .expect("nmp starts");
     let pool = state.commands.store().pool().clone();
     let commands = state.commands.clone();
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
@@ -93,9 +108,10 @@ impl Drop for TestApp {
             };
             runtime.block_on(async move {
                 if let Ok(pool) = sqlx::PgPool::connect(&server_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
                 }
             });
         })
@@ -191,8 +207,11 @@ impl TestApp {
     }
 
     pub async fn put_account(&self, name: &str, body: &Value) -> Answer {
-        self.send(self.request(Method::PUT, &format!("/accounts/{name}")).json(body))
-            .await
+        self.send(
+            self.request(Method::PUT, &format!("/accounts/{name}"))
+                .json(body),
+        )
+        .await
     }
 
     pub async fn get_account(&self, name: &str) -> Answer {
@@ -270,7 +289,9 @@ impl TestApp {
     pub async fn record_consent(&self, tenant: &str) {
         let report = ConsentReport {
             consent_id: Identifier::parse("214b3a0e-fb7c-481f-9f38-fcb7eab5fad3").expect("id"),
-            operator_id: Some(Identifier::parse("75f9fed4-d8e9-4c90-bc28-523cfdb83244").expect("id")),
+            operator_id: Some(
+                Identifier::parse("75f9fed4-d8e9-4c90-bc28-523cfdb83244").expect("id"),
+            ),
             status: ConsentStatus::Active,
             consented_on: Utc::now(),
             countries: vec![CountryCode::parse("US").expect("country")],
@@ -339,4 +360,27 @@ pub fn number_body(account: &str, number: &str) -> Value {
         },
         "configuration": {"customSipHeader": "contoso-commsgw"}
     })
+}
+
+impl TestApp {
+    /// A request to `path` (with api-version added) carrying `token` as its bearer token, or no
+    /// Authorization header at all when `token` is None.
+    pub fn request_as(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let request = self.client.request(
+            method,
+            format!("{}{path}{separator}api-version={API_VERSION}", self.address),
+        );
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// A request to `path` exactly as given (no api-version added) as an administrator.
+    pub fn request_unversioned(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(self.admin())
+    }
 }

@@ -7,7 +7,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use commands::{EntityTag, Preconditions};
 use domain::TicketId;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use store::EventMetadata;
 
 use crate::error::ApiError;
@@ -24,7 +26,7 @@ pub struct AppJson<T>(pub T);
 impl<S, T> FromRequest<S> for AppJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + Serialize,
 {
     type Rejection = ApiError;
 
@@ -67,33 +69,18 @@ where
     }
 }
 
-/// Parses JSON, reporting where in the document it went wrong.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        let code = if inner.is_syntax() || inner.is_eof() {
-            "InvalidJson"
-        } else {
-            "InvalidRequestBody"
-        };
-        let error = ApiError::bad_request(code, inner.to_string());
-        if path.is_empty() || path == "." {
-            error
-        } else {
-            error.with_target(path)
-        }
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::bad_request("InvalidJson", e.to_string()))?;
-    Ok(value)
+/// Parses JSON into a wire type, reporting where in the document it went wrong.
+pub fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, with serde_json's line and column in the message; no JSON path is
+    // meaningful for a document that does not parse.
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::bad_request("InvalidJson", error.to_string()))?;
+    from_value(value)
 }
 
-/// Converts an already parsed JSON document, reporting the path of a mismatch.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
+/// Converts a parsed JSON document into a wire type, reporting the path of a mismatch.
+pub fn from_value<T: DeserializeOwned + Serialize>(value: Value) -> Result<T, ApiError> {
+    let parsed: T = serde_path_to_error::deserialize(&value).map_err(|error| {
         let path = error.path().to_string();
         let error = ApiError::bad_request("InvalidRequestBody", error.into_inner().to_string());
         if path.is_empty() || path == "." {
@@ -101,7 +88,44 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
         } else {
             error.with_target(path)
         }
-    })
+    })?;
+    // serde builds a struct from an array of its fields too; the API takes objects only.
+    let written = serde_json::to_value(&parsed).unwrap_or(Value::Null);
+    if let Some(path) = array_for_object(&value, &written, String::new()) {
+        let error = ApiError::bad_request(
+            "InvalidRequestBody",
+            "invalid type: array, expected an object",
+        );
+        return Err(if path.is_empty() {
+            error
+        } else {
+            error.with_target(path)
+        });
+    }
+    Ok(parsed)
+}
+
+/// The path of the first place where the request holds an array and the type an object.
+fn array_for_object(input: &Value, parsed: &Value, path: String) -> Option<String> {
+    match (input, parsed) {
+        (Value::Array(_), Value::Object(_)) => Some(path),
+        (Value::Object(input), Value::Object(parsed)) => parsed.iter().find_map(|(key, inner)| {
+            let path = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            input
+                .get(key)
+                .and_then(|given| array_for_object(given, inner, path))
+        }),
+        (Value::Array(input), Value::Array(parsed)) => input
+            .iter()
+            .zip(parsed)
+            .enumerate()
+            .find_map(|(i, (given, inner))| array_for_object(given, inner, format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// Who is asking, and what their writes will record.

@@ -31,7 +31,15 @@ pub struct AppState {
     pub commands: CommandService,
     pub verifier: auth::Verifier,
     pub repeatability: RepeatabilityStore,
+    /// Whether the Provisioning API's routes are served (the `api` component); `/healthz`,
+    /// `/metrics` and `/openapi.json` always are.
+    pub serve_api: bool,
+    /// Components that report metrics, rendered in order by `GET /metrics`.
+    pub metrics: Vec<MetricsRenderer>,
 }
+
+/// Appends a component's metrics, in the Prometheus text format, to the page.
+pub type MetricsRenderer = std::sync::Arc<dyn Fn(&mut String) + Send + Sync>;
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -50,6 +58,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             middleware::authenticate,
         ));
+    let api = if state.serve_api { api } else { Router::new() };
     Router::new()
         .merge(routes::system::router())
         .merge(api)

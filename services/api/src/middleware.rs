@@ -36,14 +36,39 @@ pub async fn echo_client_request_id(request: Request, next: Next) -> Response {
 }
 
 /// The permission an operation needs: reads need Read, removals Delete, everything else Write.
+/// `path` is decoded first, as the router decodes it: `x%3AdeleteNumbers` is `:deleteNumbers`.
 pub fn required_permission(method: &Method, path: &str) -> Permission {
     if *method == Method::GET || *method == Method::HEAD {
         Permission::Read
-    } else if *method == Method::DELETE || path.ends_with(":deleteNumbers") {
+    } else if *method == Method::DELETE || percent_decode(path).ends_with(":deleteNumbers") {
         Permission::Delete
     } else {
         Permission::Write
     }
+}
+
+/// Decodes `%XX` escapes; invalid escapes are kept as they are.
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// 401 without a valid bearer token, 403 without the role the operation needs.
@@ -286,15 +311,13 @@ fn first_sent(request: &Request) -> Result<DateTime<Utc>, ApiError> {
             )
             .with_target(target)
         })?;
-    let sent = DateTime::parse_from_rfc2822(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::bad_request(
-                "InvalidRepeatabilityFirstSent",
-                "Repeatability-First-Sent must be an HTTP date such as 'Tue, 15 Nov 1994 08:12:31 GMT'",
-            )
-            .with_target(target)
-        })?;
+    let sent = parse_http_date(text).ok_or_else(|| {
+        ApiError::bad_request(
+            "InvalidRepeatabilityFirstSent",
+            "Repeatability-First-Sent must be an HTTP date such as 'Tue, 15 Nov 1994 08:12:31 GMT'",
+        )
+        .with_target(target)
+    })?;
     let now = Utc::now();
     let retention = chrono::Duration::from_std(REPEATABILITY_RETENTION).unwrap_or_default();
     if sent < now - retention {
@@ -314,6 +337,19 @@ fn first_sent(request: &Request) -> Result<DateTime<Utc>, ApiError> {
     Ok(sent)
 }
 
+/// An HTTP date in any of the three forms RFC 9110 makes a recipient accept: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`).
+fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc2822(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(text, "%A, %d-%b-%y %H:%M:%S GMT")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%a %b %e %H:%M:%S %Y"))
+        .ok()?;
+    Some(naive.and_utc())
+}
+
 fn replay(stored: StoredResponse) -> Response {
     let mut response = Response::new(Body::from(stored.body));
     *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
@@ -329,4 +365,38 @@ fn replay(stored: StoredResponse) -> Response {
         .headers_mut()
         .insert(REPEATABILITY_RESULT, HeaderValue::from_static("accepted"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoded_action_needs_the_same_permission() {
+        assert_eq!(
+            required_permission(&Method::POST, "/accounts/x%3AdeleteNumbers"),
+            Permission::Delete
+        );
+        assert_eq!(
+            required_permission(&Method::POST, "/accounts/x%3adeleteNumbers"),
+            Permission::Delete
+        );
+        assert_eq!(
+            required_permission(&Method::POST, "/accounts/x:createOrUpdateNumbers"),
+            Permission::Write
+        );
+        assert_eq!(percent_decode("%2B1%"), "+1%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn http_dates_are_read_in_all_three_forms() {
+        let expected = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(
+            parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(expected)
+        );
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(expected));
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
 }

@@ -1,24 +1,68 @@
 //! Start-up of nmp as a library, so tests start it exactly as `nmp serve` does: settings in,
-//! a running server out.
+//! running components out.
 
 pub mod settings;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use api::AppState;
 use commands::CommandService;
+use relay::{Relay, RelaySettings, RelayStatus, StreamError, StreamSettings};
+use sqlx::PgPool;
 use store::EventStore;
 use store::repeatability::RepeatabilityStore;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
-pub use settings::{KeySource, LogFormat, Settings};
+pub use settings::{KeySource, LogFormat, NatsSettings, Settings};
 
 /// The components `nmp serve` can run in this build.
-pub const COMPONENTS: &[&str] = &["api"];
+pub const COMPONENTS: &[&str] = &["api", "relay"];
 
-/// Connects to the database (creating and migrating it) and builds the API's state.
-pub async fn build_state(settings: &Settings) -> anyhow::Result<(AppState, KeySource)> {
+/// Which components to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Components {
+    pub api: bool,
+    pub relay: bool,
+}
+
+impl Components {
+    pub const ALL: Components = Components {
+        api: true,
+        relay: true,
+    };
+
+    /// Parses `--components`; an empty list means all of them.
+    pub fn parse(names: &[String]) -> anyhow::Result<Components> {
+        if names.is_empty() {
+            return Ok(Components::ALL);
+        }
+        let mut components = Components {
+            api: false,
+            relay: false,
+        };
+        for name in names {
+            match name.trim() {
+                "api" => components.api = true,
+                "relay" => components.relay = true,
+                other => anyhow::bail!(
+                    "unknown component '{other}'; this build runs: {}",
+                    COMPONENTS.join(", ")
+                ),
+            }
+        }
+        Ok(components)
+    }
+}
+
+/// Connects to the database (creating and migrating it) and builds the HTTP state.
+pub async fn build_state(
+    settings: &Settings,
+    components: Components,
+) -> anyhow::Result<(AppState, KeySource)> {
     let (verifier, key_source) = settings.jwt.verifier(&settings.http_addr)?;
     let pool = store::connect(&settings.database_url, settings.database_max_connections)
         .await
@@ -27,11 +71,53 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<(AppState, KeySo
         commands: CommandService::new(EventStore::new(pool.clone())),
         verifier,
         repeatability: RepeatabilityStore::new(pool),
+        serve_api: components.api,
+        metrics: Vec::new(),
     };
     Ok((state, key_source))
 }
 
-/// Runs the API on `listener` until `shutdown` resolves, expiring old repeatability answers on
+/// The event stream's settings from nmp's.
+pub fn stream_settings(nats: &NatsSettings) -> anyhow::Result<StreamSettings> {
+    let mut stream = StreamSettings::new(&nats.prefix)?;
+    stream.replicas = nats.replicas;
+    stream.duplicate_window = Duration::from_secs(nats.duplicate_window_secs);
+    Ok(stream)
+}
+
+/// Starts the relay in the background: it sets up the stream once NATS answers (nmp keeps
+/// accepting commands meanwhile), then publishes for as long as the task runs.
+pub async fn start_relay(
+    nats: &NatsSettings,
+    pool: PgPool,
+) -> anyhow::Result<(JoinHandle<()>, Arc<RelayStatus>)> {
+    let stream = stream_settings(nats)?;
+    let client = relay::connect_nats(&nats.url)
+        .await
+        .with_context(|| format!("cannot reach NATS at {}", nats.url))?;
+    let jetstream = async_nats::jetstream::new(client);
+    let relay = Relay::new(pool, jetstream.clone(), RelaySettings::new(stream.clone()));
+    let status = relay.status();
+    let task = tokio::spawn(async move {
+        let mut pause = Duration::from_millis(500);
+        loop {
+            match relay::ensure_stream(&jetstream, &stream).await {
+                Ok(_) => break,
+                Err(error @ (StreamError::StorageMismatch { .. } | StreamError::Update { .. })) => {
+                    tracing::error!(%error, "the event stream does not match the settings; nothing is published until it does");
+                    pause = Duration::from_secs(30);
+                }
+                Err(error) => tracing::warn!(%error, "NATS is not ready; events wait in the store"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
+        }
+        relay.run().await;
+    });
+    Ok((task, status))
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves, expiring old repeatability answers on
 /// the side.
 pub async fn serve(
     state: AppState,
@@ -40,7 +126,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let repeatability = state.repeatability.clone();
     let janitor = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
             match repeatability

@@ -72,16 +72,21 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()> {
     init_tracing(settings.log_format);
-    for component in &components {
-        if !nmp::COMPONENTS.contains(&component.as_str()) {
-            anyhow::bail!(
-                "unknown component '{component}'; this build runs: {}",
-                nmp::COMPONENTS.join(", ")
-            );
-        }
-    }
-    tracing::info!(?settings, "starting nmp");
-    let (state, key_source) = nmp::build_state(&settings).await?;
+    let components = nmp::Components::parse(&components)?;
+    tracing::info!(?settings, ?components, "starting nmp");
+    let (mut state, key_source) = nmp::build_state(&settings, components).await?;
+    let relay = if components.relay {
+        let pool = state.commands.store().pool().clone();
+        let (task, status) = nmp::start_relay(&settings.nats, pool).await?;
+        state
+            .metrics
+            .push(std::sync::Arc::new(move |page: &mut String| {
+                status.render_metrics(page)
+            }));
+        Some(task)
+    } else {
+        None
+    };
     if key_source == KeySource::Development {
         tracing::warn!(
             "no token keys configured: using the DEVELOPMENT secret (loopback only); \
@@ -92,7 +97,11 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
         .await
         .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "serving the Provisioning API");
-    nmp::serve(state, listener, shutdown_signal()).await
+    let served = nmp::serve(state, listener, shutdown_signal()).await;
+    if let Some(relay) = relay {
+        relay.abort();
+    }
+    served
 }
 
 fn init_tracing(format: LogFormat) {

@@ -20,6 +20,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// How bearer tokens are verified.
     pub jwt: JwtSettings,
+    /// Where events are published and the NATS API listens.
+    pub nats: NatsSettings,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
 }
@@ -37,6 +39,30 @@ pub struct JwtSettings {
     pub audience: Option<String>,
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSettings {
+    /// NATS server URL.
+    pub url: String,
+    /// Subject prefix and stream name stem, so installations (and tests) share a server.
+    pub prefix: String,
+    /// Replicas of the event stream: 1 on one server, 3 in a production cluster.
+    pub replicas: usize,
+    /// Seconds JetStream remembers message ids to drop re-published events.
+    pub duplicate_window_secs: u64,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        NatsSettings {
+            url: "nats://127.0.0.1:4222".to_string(),
+            prefix: "nmp".to_string(),
+            replicas: 1,
+            duplicate_window_secs: 120,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -52,6 +78,7 @@ impl Default for Settings {
             database_max_connections: 20,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             jwt: JwtSettings::default(),
+            nats: NatsSettings::default(),
             log_format: LogFormat::Text,
         }
     }
@@ -64,6 +91,7 @@ impl fmt::Debug for Settings {
             .field("database_max_connections", &self.database_max_connections)
             .field("http_addr", &self.http_addr)
             .field("jwt", &self.jwt)
+            .field("nats", &self.nats)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -144,6 +172,22 @@ impl Settings {
         set(&mut settings.jwt.jwks_url, "NMP_JWT_JWKS_URL");
         set(&mut settings.jwt.issuer, "NMP_JWT_ISSUER");
         set(&mut settings.jwt.audience, "NMP_JWT_AUDIENCE");
+        if let Some(url) = env("NMP_NATS_URL") {
+            settings.nats.url = url;
+        }
+        if let Some(prefix) = env("NMP_NATS_PREFIX") {
+            settings.nats.prefix = prefix;
+        }
+        if let Some(replicas) = env("NMP_NATS_REPLICAS") {
+            settings.nats.replicas = replicas
+                .parse()
+                .context("NMP_NATS_REPLICAS must be a whole number")?;
+        }
+        if let Some(window) = env("NMP_NATS_DUPLICATE_WINDOW_SECS") {
+            settings.nats.duplicate_window_secs = window
+                .parse()
+                .context("NMP_NATS_DUPLICATE_WINDOW_SECS must be a whole number of seconds")?;
+        }
         if let Some(format) = env("NMP_LOG_FORMAT") {
             settings.log_format = match format.as_str() {
                 "text" => LogFormat::Text,

@@ -1,4 +1,4 @@
-//! Health and self-description: `/healthz` and `/openapi.json`, open to all.
+//! Health and self-description: `/healthz`, `/metrics` and `/openapi.json`, open to all.
 
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +13,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
 }
 
 /// 200 once nmp serves and reaches its database; 503 otherwise.
@@ -27,6 +28,22 @@ async fn healthz(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
+}
+
+/// Prometheus text exposition of the components' metrics.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut page = String::new();
+    for render in &state.metrics {
+        render(&mut page);
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        page,
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {

@@ -56,21 +56,25 @@ pub struct CustomerRelationshipWire {
 
 /// Body of `PATCH /teamsRequestsForInformation/{tenantId}` (JSON merge patch): only
 /// `customerRelationship` is writable.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestForInformationPatch {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_relationship: Option<CustomerRelationshipPatch>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerRelationshipPatch {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Absent keeps the comment, `null` removes it, a string replaces it. A declined consent or
     /// a terminated contract needs one: the reason.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>)]
     pub comment: Option<Option<String>>,
 }
