@@ -4,7 +4,7 @@
 use auth::Principal;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use commands::{EntityTag, Preconditions};
 use domain::TicketId;
 use serde::Serialize;
@@ -136,6 +136,49 @@ pub struct Caller {
     pub ticket_id: Option<TicketId>,
 }
 
+/// Reads one request header by name (case-insensitively): `None` when absent, `Err` when its
+/// value is not text. Lets HTTP and NATS requests build a `Caller` the same way.
+pub type HeaderLookup<'a> = &'a (dyn Fn(&str) -> Option<Result<String, ()>> + Sync);
+
+impl Caller {
+    /// The caller's context from an authenticated principal and the request's headers.
+    pub fn from_headers(
+        principal: Principal,
+        lookup: HeaderLookup<'_>,
+    ) -> Result<Caller, ApiError> {
+        let ticket_id = header_text(lookup, TICKET_ID_HEADER)?
+            .map(|t| TicketId::parse(t).map_err(|e| ApiError::invalid_value(e, TICKET_ID_HEADER)))
+            .transpose()?;
+        let client_request_id = header_text(lookup, "x-ms-client-request-id")?;
+        let correlation_id = header_text(lookup, "x-ms-correlation-id")?
+            .or_else(|| client_request_id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let metadata = EventMetadata {
+            subject: principal.subject.clone(),
+            roles: principal
+                .roles
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
+            time: chrono::Utc::now(),
+            client_request_id,
+            ticket_id: ticket_id.as_ref().map(ToString::to_string),
+            correlation_id,
+            traceparent: Some(traceparent(lookup)),
+        };
+        let preconditions = Preconditions {
+            if_match: entity_tag(lookup, "if-match")?,
+            if_none_match: entity_tag(lookup, "if-none-match")?,
+        };
+        Ok(Caller {
+            principal,
+            metadata,
+            preconditions,
+            ticket_id,
+        })
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
@@ -154,44 +197,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                 )
             })?;
         let headers = &parts.headers;
-        let ticket_id = header_text(headers, TICKET_ID_HEADER)?
-            .map(|t| TicketId::parse(t).map_err(|e| ApiError::invalid_value(e, TICKET_ID_HEADER)))
-            .transpose()?;
-        let client_request_id = header_text(headers, "x-ms-client-request-id")?;
-        let correlation_id = header_text(headers, "x-ms-correlation-id")?
-            .or_else(|| client_request_id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let metadata = EventMetadata {
-            subject: principal.subject.clone(),
-            roles: principal
-                .roles
-                .iter()
-                .map(|r| r.as_str().to_string())
-                .collect(),
-            time: chrono::Utc::now(),
-            client_request_id,
-            ticket_id: ticket_id.as_ref().map(ToString::to_string),
-            correlation_id,
-            traceparent: Some(traceparent(headers)),
+        let lookup = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
         };
-        let preconditions = Preconditions {
-            if_match: entity_tag(headers, header::IF_MATCH)?,
-            if_none_match: entity_tag(headers, header::IF_NONE_MATCH)?,
-        };
-        Ok(Caller {
-            principal,
-            metadata,
-            preconditions,
-            ticket_id,
-        })
+        Caller::from_headers(principal, &lookup)
     }
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
-    match headers.get(name) {
+fn header_text(lookup: HeaderLookup<'_>, name: &str) -> Result<Option<String>, ApiError> {
+    match lookup(name) {
         None => Ok(None),
         Some(value) => {
-            let text = value.to_str().map_err(|_| {
+            let text = value.map_err(|()| {
                 ApiError::bad_request("InvalidHeader", format!("{name} must be printable ASCII"))
                     .with_target(name)
             })?;
@@ -202,16 +221,13 @@ fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiErr
                 )
                 .with_target(name));
             }
-            Ok(Some(text.to_string()))
+            Ok(Some(text))
         }
     }
 }
 
-fn entity_tag(
-    headers: &HeaderMap,
-    name: header::HeaderName,
-) -> Result<Option<EntityTag>, ApiError> {
-    let Some(text) = header_text(headers, name.as_str())? else {
+fn entity_tag(lookup: HeaderLookup<'_>, name: &str) -> Result<Option<EntityTag>, ApiError> {
+    let Some(text) = header_text(lookup, name)? else {
         return Ok(None);
     };
     EntityTag::parse(&text).map(Some).ok_or_else(|| {
@@ -219,19 +235,18 @@ fn entity_tag(
             "InvalidHeader",
             format!("{name} must be * or a list of quoted entity tags"),
         )
-        .with_target(name.as_str())
+        .with_target(name)
     })
 }
 
 /// The request's W3C trace context, or a new one when it has none (or a malformed one), so
 /// every stored event can be traced.
-fn traceparent(headers: &HeaderMap) -> String {
-    let given = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
+fn traceparent(lookup: HeaderLookup<'_>) -> String {
+    let given = lookup("traceparent")
+        .and_then(Result::ok)
         .filter(|v| is_traceparent(v));
     match given {
-        Some(value) => value.to_string(),
+        Some(value) => value,
         None => {
             let trace = uuid::Uuid::new_v4().simple().to_string();
             let span = &uuid::Uuid::new_v4().simple().to_string()[..16];

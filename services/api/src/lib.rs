@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 pub mod middleware;
 pub mod openapi;
+pub mod operations;
 pub mod routes;
 pub mod wire;
 

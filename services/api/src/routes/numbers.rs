@@ -2,29 +2,19 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use domain::{AccountName, E164};
 
 use crate::AppState;
 use crate::context::{AppJson, Caller};
 use crate::error::ApiError;
-use crate::routes::accounts::{account_name, with_etag};
+use crate::operations::{self, Outcome};
 use crate::wire::number::NumberResource;
-use crate::wire::parse_at;
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
         "/accounts/{account}/numbers/{number}",
         get(get_number).put(put_number).delete(delete_number),
     )
-}
-
-fn path_values(account: &str, number: &str) -> Result<(AccountName, E164), ApiError> {
-    let account = account_name(account)?;
-    let number = parse_at("telephoneNumber", E164::parse(number))?;
-    Ok((account, number))
 }
 
 /// Get a number of an account.
@@ -39,20 +29,8 @@ pub async fn get_number(
     State(state): State<AppState>,
     Path((account, number)): Path<(String, String)>,
     _caller: Caller,
-) -> Result<Response, ApiError> {
-    let (account, number) = path_values(&account, &number)?;
-    let loaded = state.commands.number(&number).await?;
-    let resource = loaded
-        .aggregate
-        .state
-        .as_ref()
-        .filter(|s| s.account == account)
-        .ok_or_else(|| ApiError::not_found(&format!("number {number} in account '{account}'")))?;
-    Ok(with_etag(
-        StatusCode::OK,
-        loaded.version,
-        NumberResource::from_state(resource),
-    ))
+) -> Result<Outcome, ApiError> {
+    operations::get_number(&state, &account, &number).await
 }
 
 /// Create (201) or replace (200) a number of an account.
@@ -70,43 +48,8 @@ pub async fn put_number(
     Path((account, number)): Path<(String, String)>,
     caller: Caller,
     AppJson(body): AppJson<NumberResource>,
-) -> Result<Response, ApiError> {
-    let (account, number) = path_values(&account, &number)?;
-    let (body_number, details) = body.into_details(&account, "")?;
-    if body_number != number {
-        return Err(ApiError::bad_request(
-            "TelephoneNumberMismatch",
-            format!("the body's telephoneNumber {body_number} differs from the path's {number}"),
-        )
-        .with_target("telephoneNumber"));
-    }
-    let outcome = state
-        .commands
-        .upsert_number(
-            &account,
-            number,
-            details,
-            &caller.preconditions,
-            &caller.metadata,
-        )
-        .await?;
-    let status = if outcome.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let state = outcome.number.aggregate.state.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "number vanished",
-        )
-    })?;
-    Ok(with_etag(
-        status,
-        outcome.number.version,
-        NumberResource::from_state(state),
-    ))
+) -> Result<Outcome, ApiError> {
+    operations::put_number(&state, &caller, &account, &number, body).await
 }
 
 /// Delete a number of an account.
@@ -121,11 +64,6 @@ pub async fn delete_number(
     State(state): State<AppState>,
     Path((account, number)): Path<(String, String)>,
     caller: Caller,
-) -> Result<Response, ApiError> {
-    let (account, number) = path_values(&account, &number)?;
-    state
-        .commands
-        .delete_number(&account, number, &caller.preconditions, &caller.metadata)
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+) -> Result<Outcome, ApiError> {
+    operations::delete_number(&state, &caller, &account, &number).await
 }

@@ -1,0 +1,457 @@
+//! Every operation of the Provisioning API, independent of transport: the REST handlers and the
+//! NATS API both call these, so they share validation, rules and error codes. An operation
+//! takes path values as strings and bodies as wire types, and answers an `Outcome`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use commands::{CommandError, etag};
+use domain::{
+    AccountName, Comment, ConsentState, DomainError, E164, RelationshipStatus, SipHeaderValue,
+    TenantId,
+};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::context::Caller;
+use crate::error::{ApiError, command_error};
+use crate::wire::account::AccountResource;
+use crate::wire::consent::{RequestForInformationPatch, RequestForInformationResource};
+use crate::wire::number::{BatchNumbers, BatchNumbersDelete, MAX_BATCH, NumberResource};
+use crate::wire::parse_at;
+
+/// What an operation answers: a status, the resource's version (its ETag) and a JSON body.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: StatusCode,
+    pub version: Option<u64>,
+    pub body: Option<Value>,
+}
+
+impl Outcome {
+    fn resource(status: StatusCode, version: u64, body: impl serde::Serialize) -> Outcome {
+        Outcome {
+            status,
+            version: Some(version),
+            body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
+        }
+    }
+
+    fn no_content() -> Outcome {
+        Outcome {
+            status: StatusCode::NO_CONTENT,
+            version: None,
+            body: None,
+        }
+    }
+
+    pub fn etag(&self) -> Option<String> {
+        self.version.map(etag)
+    }
+}
+
+impl IntoResponse for Outcome {
+    fn into_response(self) -> Response {
+        let etag = self.etag();
+        let mut response = match self.body {
+            Some(body) => (self.status, axum::Json(body)).into_response(),
+            None => self.status.into_response(),
+        };
+        if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        response
+    }
+}
+
+fn account_name(value: &str) -> Result<AccountName, ApiError> {
+    parse_at("accountName", AccountName::parse(value))
+}
+
+fn telephone_number(value: &str) -> Result<E164, ApiError> {
+    parse_at("telephoneNumber", E164::parse(value))
+}
+
+fn tenant_id(value: &str) -> Result<TenantId, ApiError> {
+    parse_at("tenantId", TenantId::parse(value))
+}
+
+fn vanished(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        format!("the {what} vanished after its write"),
+    )
+}
+
+// ---- accounts ------------------------------------------------------------------------------
+
+pub async fn get_account(state: &AppState, account: &str) -> Result<Outcome, ApiError> {
+    let name = account_name(account)?;
+    let loaded = state.commands.account(&name).await?;
+    let account = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(&format!("account '{name}'")))?;
+    Ok(Outcome::resource(
+        StatusCode::OK,
+        loaded.version,
+        AccountResource::from_state(account),
+    ))
+}
+
+pub async fn put_account(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    body: AccountResource,
+) -> Result<Outcome, ApiError> {
+    let name = account_name(account)?;
+    let request = body.into_request(&name)?;
+    let (loaded, created) = state
+        .commands
+        .create_or_replace_account(
+            &name,
+            request.correlation_id,
+            request.services,
+            &caller.preconditions,
+            &caller.metadata,
+        )
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let account = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| vanished("account"))?;
+    Ok(Outcome::resource(
+        status,
+        loaded.version,
+        AccountResource::from_state(account),
+    ))
+}
+
+pub async fn delete_account(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    delete_numbers: bool,
+) -> Result<Outcome, ApiError> {
+    let name = account_name(account)?;
+    state
+        .commands
+        .delete_account(
+            &name,
+            delete_numbers,
+            &caller.preconditions,
+            &caller.metadata,
+        )
+        .await?;
+    Ok(Outcome::no_content())
+}
+
+// ---- numbers -------------------------------------------------------------------------------
+
+fn check_batch_size(count: usize) -> Result<(), ApiError> {
+    if count > MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "TooManyNumbers",
+            format!("a request may hold at most {MAX_BATCH} numbers, not {count}"),
+        )
+        .with_target("numbers"));
+    }
+    if count == 0 {
+        return Err(
+            ApiError::bad_request("NoNumbers", "the request names no numbers")
+                .with_target("numbers"),
+        );
+    }
+    Ok(())
+}
+
+/// Upserts at most 100 numbers; every item is checked before any is written.
+pub async fn create_or_update_numbers(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    batch: BatchNumbers,
+) -> Result<Outcome, ApiError> {
+    let account = account_name(account)?;
+    check_batch_size(batch.numbers.len())?;
+    let items = batch
+        .numbers
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| n.into_details(&account, &format!("numbers[{i}].")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcomes = state
+        .commands
+        .upsert_numbers(&account, items, &caller.metadata)
+        .await
+        .map_err(|e| command_error(e, "numbers"))?;
+    let numbers = outcomes
+        .iter()
+        .filter_map(|o| o.number.aggregate.state.as_ref())
+        .map(NumberResource::from_state)
+        .collect();
+    Ok(Outcome {
+        status: StatusCode::OK,
+        version: None,
+        body: Some(serde_json::to_value(BatchNumbers { numbers }).unwrap_or(Value::Null)),
+    })
+}
+
+/// Deletes at most 100 numbers: all must belong to the account, or none is deleted.
+pub async fn delete_numbers(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    batch: BatchNumbersDelete,
+) -> Result<Outcome, ApiError> {
+    let account = account_name(account)?;
+    check_batch_size(batch.numbers.len())?;
+    let numbers = batch
+        .numbers
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            parse_at(
+                format!("numbers[{i}].telephoneNumber"),
+                E164::parse(n.telephone_number),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    state
+        .commands
+        .delete_numbers(&account, numbers, &caller.metadata)
+        .await
+        .map_err(|e| command_error(e, "numbers"))?;
+    Ok(Outcome::no_content())
+}
+
+pub async fn get_number(
+    state: &AppState,
+    account: &str,
+    number: &str,
+) -> Result<Outcome, ApiError> {
+    let account = account_name(account)?;
+    let number = telephone_number(number)?;
+    let loaded = state.commands.number(&number).await?;
+    let resource = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .filter(|s| s.account == account)
+        .ok_or_else(|| ApiError::not_found(&format!("number {number} in account '{account}'")))?;
+    Ok(Outcome::resource(
+        StatusCode::OK,
+        loaded.version,
+        NumberResource::from_state(resource),
+    ))
+}
+
+pub async fn put_number(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    number: &str,
+    body: NumberResource,
+) -> Result<Outcome, ApiError> {
+    let account = account_name(account)?;
+    let number = telephone_number(number)?;
+    let (body_number, details) = body.into_details(&account, "")?;
+    if body_number != number {
+        return Err(ApiError::bad_request(
+            "TelephoneNumberMismatch",
+            format!("the body's telephoneNumber {body_number} differs from the path's {number}"),
+        )
+        .with_target("telephoneNumber"));
+    }
+    let outcome = state
+        .commands
+        .upsert_number(
+            &account,
+            number,
+            details,
+            &caller.preconditions,
+            &caller.metadata,
+        )
+        .await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let resource = outcome
+        .number
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| vanished("number"))?;
+    Ok(Outcome::resource(
+        status,
+        outcome.number.version,
+        NumberResource::from_state(resource),
+    ))
+}
+
+pub async fn delete_number(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    number: &str,
+) -> Result<Outcome, ApiError> {
+    let account = account_name(account)?;
+    let number = telephone_number(number)?;
+    state
+        .commands
+        .delete_number(&account, number, &caller.preconditions, &caller.metadata)
+        .await?;
+    Ok(Outcome::no_content())
+}
+
+/// Sets (or, with `None`, clears) a number's custom SIP header.
+pub async fn set_custom_sip_header(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    number: &str,
+    value: Option<String>,
+) -> Result<Outcome, ApiError> {
+    let account = account_name(account)?;
+    let number = telephone_number(number)?;
+    let value = value
+        .map(|v| parse_at("customSipHeader", SipHeaderValue::parse(v)))
+        .transpose()?;
+    let loaded = state
+        .commands
+        .set_sip_header(
+            &account,
+            &number,
+            value,
+            &caller.preconditions,
+            &caller.metadata,
+        )
+        .await?;
+    let resource = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| vanished("number"))?;
+    Ok(Outcome::resource(
+        StatusCode::OK,
+        loaded.version,
+        NumberResource::from_state(resource),
+    ))
+}
+
+// ---- requests for information (consents) ---------------------------------------------------
+
+async fn consent_resource(
+    state: &AppState,
+    consent: &ConsentState,
+) -> Result<RequestForInformationResource, ApiError> {
+    let account = state.commands.account_of_tenant(&consent.tenant_id).await?;
+    Ok(RequestForInformationResource::from_state(
+        consent,
+        account.as_ref(),
+    ))
+}
+
+pub async fn get_request_for_information(
+    state: &AppState,
+    tenant: &str,
+) -> Result<Outcome, ApiError> {
+    let tenant = tenant_id(tenant)?;
+    let loaded = state.commands.consent(&tenant).await?;
+    let consent =
+        loaded.aggregate.state.as_ref().ok_or_else(|| {
+            ApiError::refused(&DomainError::ConsentNotFound(tenant.clone()), None)
+        })?;
+    Ok(Outcome::resource(
+        StatusCode::OK,
+        loaded.version,
+        consent_resource(state, consent).await?,
+    ))
+}
+
+/// Applies a JSON merge patch to the customer relationship: absent fields keep their value,
+/// `null` removes the comment.
+pub async fn patch_request_for_information(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    patch: RequestForInformationPatch,
+) -> Result<Outcome, ApiError> {
+    let tenant = tenant_id(tenant)?;
+    let current = state.commands.consent(&tenant).await?;
+    let Some(consent) = &current.aggregate.state else {
+        return Err(ApiError::refused(
+            &DomainError::ConsentNotFound(tenant),
+            None,
+        ));
+    };
+    let Some(relationship) = patch.customer_relationship else {
+        // Nothing writable was named: the merge patch changes nothing.
+        caller
+            .preconditions
+            .check(true, current.version)
+            .map_err(ApiError::from)?;
+        return Ok(Outcome::resource(
+            StatusCode::OK,
+            current.version,
+            consent_resource(state, consent).await?,
+        ));
+    };
+    let existing = consent.relationship.as_ref();
+    let status = match relationship.status {
+        Some(status) => parse_at(
+            "customerRelationship.status",
+            RelationshipStatus::parse(&status),
+        )?,
+        None => existing.map(|r| r.status).ok_or_else(|| {
+            ApiError::bad_request(
+                "MissingRelationshipStatus",
+                "customerRelationship.status is required: the consent has no relationship yet",
+            )
+            .with_target("customerRelationship.status")
+        })?,
+    };
+    let comment = match relationship.comment {
+        None => existing.and_then(|r| r.comment.clone()),
+        Some(None) => None,
+        Some(Some(text)) => Some(parse_at(
+            "customerRelationship.comment",
+            Comment::parse(text),
+        )?),
+    };
+    let loaded = state
+        .commands
+        .change_relationship(
+            &tenant,
+            status,
+            comment,
+            caller.ticket_id.clone(),
+            &caller.preconditions,
+            &caller.metadata,
+        )
+        .await
+        .map_err(|error| match error {
+            CommandError::Refused(error) => ApiError::refused(&error, None),
+            other => ApiError::from(other),
+        })?;
+    let consent = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| vanished("request for information"))?;
+    Ok(Outcome::resource(
+        StatusCode::OK,
+        loaded.version,
+        consent_resource(state, consent).await?,
+    ))
+}
