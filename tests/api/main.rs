@@ -9,6 +9,7 @@ mod consents;
 mod etags;
 mod event_store;
 mod examples;
+mod nats_api;
 mod numbers;
 mod relay;
 mod repeatability;

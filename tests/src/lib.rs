@@ -41,6 +41,8 @@ pub struct TestApp {
     /// The command side, for what has no HTTP route yet (recording consents as the backend
     /// sync will).
     pub commands: CommandService,
+    /// The HTTP API's state, to start the NATS API on the same command side.
+    pub state: api::AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -69,6 +71,7 @@ pub async fn spawn_app() -> TestApp {
     .expect("nmp starts");
     let pool = state.commands.store().pool().clone();
     let commands = state.commands.clone();
+    let app_state = state.clone();
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .expect("bind");
@@ -87,6 +90,7 @@ pub async fn spawn_app() -> TestApp {
         database,
         pool,
         commands,
+        state: app_state,
         shutdown: Some(shutdown),
     }
 }

@@ -14,9 +14,11 @@ pub mod wire;
 
 use std::future::Future;
 
+pub use axum::http::StatusCode;
+
+pub 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use commands::CommandService;
 use store::repeatability::RepeatabilityStore;

@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 
 pub use settings::{KeySource, LogFormat, NatsSettings, Settings};
 
-/// The components `nmp serve` can run in this build.
+/// The components `nmp serve` can run in this build. `api` serves the Provisioning API over
+/// HTTP and NATS.
 pub const COMPONENTS: &[&str] = &["api", "relay"];
 
 /// Which components to run.
@@ -85,16 +86,48 @@ pub fn stream_settings(nats: &NatsSettings) -> anyhow::Result<StreamSettings> {
     Ok(stream)
 }
 
+/// One NATS connection for the relay and the NATS API. It keeps trying in the background, so
+/// nmp starts (and takes commands over HTTP) while NATS is down.
+pub async fn connect_nats(nats: &NatsSettings) -> anyhow::Result<async_nats::Client> {
+    relay::connect_nats(&nats.url)
+        .await
+        .with_context(|| format!("cannot reach NATS at {}", nats.url))
+}
+
+/// Starts the NATS API in the background once NATS answers.
+pub fn start_nats_api(
+    nats: &NatsSettings,
+    client: async_nats::Client,
+    state: AppState,
+) -> anyhow::Result<JoinHandle<()>> {
+    relay::stream::validate_prefix(&nats.prefix)?;
+    let settings = nats_api::NatsApiSettings::new(&nats.prefix);
+    Ok(tokio::spawn(async move {
+        let mut pause = Duration::from_millis(500);
+        loop {
+            match nats_api::start(client.clone(), state.clone(), settings.clone()).await {
+                Ok(task) => {
+                    tracing::info!(prefix = %settings.prefix, "serving the NATS API");
+                    if let Err(error) = task.await {
+                        tracing::error!(%error, "the NATS API stopped");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot start the NATS API yet"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
+        }
+    }))
+}
+
 /// Starts the relay in the background: it sets up the stream once NATS answers (nmp keeps
 /// accepting commands meanwhile), then publishes for as long as the task runs.
 pub async fn start_relay(
     nats: &NatsSettings,
+    client: async_nats::Client,
     pool: PgPool,
 ) -> anyhow::Result<(JoinHandle<()>, Arc<RelayStatus>)> {
     let stream = stream_settings(nats)?;
-    let client = relay::connect_nats(&nats.url)
-        .await
-        .with_context(|| format!("cannot reach NATS at {}", nats.url))?;
     let jetstream = async_nats::jetstream::new(client);
     let relay = Relay::new(pool, jetstream.clone(), RelaySettings::new(stream.clone()));
     let status = relay.status();

@@ -51,7 +51,7 @@ pub(crate) fn provisioning(sync: &SyncState) -> (String, Vec<ProvisioningErrorWi
 
 /// Distinguishes a field that is absent (`None`) from one set to `null` (`Some(None)`), as JSON
 /// merge patch needs.
-pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
