@@ -75,18 +75,19 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
     let components = nmp::Components::parse(&components)?;
     tracing::info!(?settings, ?components, "starting nmp");
     let (mut state, key_source) = nmp::build_state(&settings, components).await?;
-    let relay = if components.relay {
+    let nats = nmp::connect_nats(&settings.nats).await?;
+    let mut background = Vec::new();
+    if components.relay {
         let pool = state.commands.store().pool().clone();
-        let (task, status) = nmp::start_relay(&settings.nats, pool).await?;
-        state
-            .metrics
-            .push(std::sync::Arc::new(move |page: &mut String| {
-                status.render_metrics(page)
-            }));
-        Some(task)
-    } else {
-        None
-    };
+        let (task, status) = nmp::start_relay(&settings.nats, nats.clone(), pool).await?;
+        let metrics: api::MetricsRenderer =
+            std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
+        state.metrics.push(metrics);
+        background.push(task);
+    }
+    if components.api {
+        background.push(nmp::start_nats_api(&settings.nats, nats, state.clone())?);
+    }
     if key_source == KeySource::Development {
         tracing::warn!(
             "no token keys configured: using the DEVELOPMENT secret (loopback only); \
@@ -98,8 +99,8 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
         .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "serving the Provisioning API");
     let served = nmp::serve(state, listener, shutdown_signal()).await;
-    if let Some(relay) = relay {
-        relay.abort();
+    for task in background {
+        task.abort();
     }
     served
 }
