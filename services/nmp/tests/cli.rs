@@ -71,8 +71,10 @@ fn serve_refuses_a_public_address_without_token_keys() {
 async fn serve_on_loopback_uses_the_development_secret_and_answers_its_tokens() {
     let port = free_port();
     let database = format!("nmp_cli_{}", std::process::id());
+    let prefix = format!("tcli{}", std::process::id());
     let child = Command::new(NMP)
         .args(["serve"])
+        .env("NMP_NATS_PREFIX", &prefix)
         .env("NMP_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("NMP_DATABASE_URL", database_url(&database))
         .env_remove("NMP_JWT_HS256_SECRET")
@@ -109,6 +111,17 @@ async fn serve_on_loopback_uses_the_development_secret_and_answers_its_tokens() 
         "{openapi}"
     );
 
+    // The relay runs too, and reports itself.
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("nmp_relay_leader"), "{metrics}");
+
     let token = Command::new(NMP)
         .args(["token", "--role", "ProvisioningAPI.Read"])
         .env_remove("NMP_JWT_HS256_SECRET")
@@ -136,6 +149,14 @@ async fn serve_on_loopback_uses_the_development_secret_and_answers_its_tokens() 
         "the log says so: {output}"
     );
     drop_database(&database).await;
+    delete_stream(&format!("{}_EVENTS", prefix.to_uppercase())).await;
+}
+
+async fn delete_stream(name: &str) {
+    let url = std::env::var("NMP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    if let Ok(client) = async_nats::connect(url).await {
+        let _ = async_nats::jetstream::new(client).delete_stream(name).await;
+    }
 }
 
 trait WaitLossy {
