@@ -2,6 +2,7 @@
 //! database per test, real HTTP.
 
 mod accounts;
+mod asyncapi;
 mod auth_matrix;
 mod bad_input;
 mod concurrency;

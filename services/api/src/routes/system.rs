@@ -1,4 +1,5 @@
-//! Health and self-description: `/healthz`, `/metrics` and `/openapi.json`, open to all.
+//! Health and self-description: `/healthz`, `/metrics`, `/openapi.json` and `/asyncapi.yaml`,
+//! open to all.
 
 use axum::Router;
 use axum::extract::State;
@@ -14,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/asyncapi.yaml", get(asyncapi))
 }
 
 /// 200 once nmp serves and reaches its database; 503 otherwise.
@@ -42,6 +44,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         page,
+    )
+        .into_response()
+}
+
+/// The AsyncAPI description of the NATS events and request-reply API.
+async fn asyncapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        include_str!("../../../../docs/asyncapi.yaml"),
     )
         .into_response()
 }
