@@ -1,18 +1,23 @@
 //! Loading aggregates and appending events.
 //!
-//! Loading goes through postgres-es's `PostgresEventRepository` (plain event-store mode: no
-//! snapshots, which apply events twice in 0.5.0). Appending does not: postgres-es writes one
+//! Loading rebuilds aggregates from their rows in `events` (postgres-es's table, plain event
+//! store: no snapshots, which apply events twice in postgres-es 0.5.0), starting from the state
+//! kept in the store's in-process aggregate cache (`cache.rs`) when there is one, so that only the events
+//! appended since are read. Appending does not go through postgres-es either: it writes one
 //! aggregate type per transaction, and nmp must write a number and its account — and up to a
 //! hundred numbers of a batch — atomically. `EventStore::commit` therefore inserts the same rows
 //! postgres-es would, for any mix of aggregates, in one transaction. The primary key
 //! `(aggregate_type, aggregate_id, sequence)` turns a concurrent append into `StoreError::Conflict`.
 
-use cqrs_es::persist::{EventUpcaster, PersistedEventRepository, SerializedEvent};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
-use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::PgPool;
 
+use crate::cache::{AggregateCache, DEFAULT_CACHE_CAPACITY};
 use crate::metadata::EventMetadata;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +27,6 @@ pub enum StoreError {
     Conflict,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("event store error: {0}")]
-    Persistence(#[from] cqrs_es::persist::PersistenceError),
     #[error("cannot serialise an event: {0}")]
     Serialize(#[source] serde_json::Error),
     #[error("stored event {aggregate_type}/{aggregate_id}#{sequence} cannot be read: {source}")]
@@ -98,70 +101,234 @@ impl Changes {
     }
 }
 
-/// The event store. Cheap to clone.
+/// The event store. Cheap to clone; clones share the aggregate cache.
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
-    repository: std::sync::Arc<PostgresEventRepository>,
-    upcasters: std::sync::Arc<Vec<Box<dyn EventUpcaster>>>,
+    upcasters: Arc<Vec<Arc<dyn EventUpcaster>>>,
+    cache: Arc<AggregateCache>,
 }
 
+/// Where the rebuild of one aggregate stands: its state so far, and the version it was taken
+/// from the cache at (`None` when it is rebuilt from its first event).
+struct Rebuild<A> {
+    loaded: Loaded<A>,
+    cached_at: Option<u64>,
+    /// The cached state does not precede the stored events; rebuild it from scratch.
+    stale: bool,
+}
+
+impl<A: Default> Rebuild<A> {
+    fn from_scratch() -> Self {
+        Rebuild {
+            loaded: Loaded {
+                aggregate: A::default(),
+                version: 0,
+            },
+            cached_at: None,
+            stale: false,
+        }
+    }
+}
+
+/// One stored event of a batch being rebuilt: aggregate id, sequence, type, version, payload.
+type EventRow = (String, i64, String, String, Value);
+
 impl EventStore {
+    /// An event store keeping up to [`DEFAULT_CACHE_CAPACITY`] rebuilt aggregates in memory.
     pub fn new(pool: PgPool) -> Self {
+        Self::with_cache_capacity(pool, DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// An event store keeping up to `capacity` rebuilt aggregates in memory; 0 keeps none, and
+    /// every load replays all events.
+    pub fn with_cache_capacity(pool: PgPool, capacity: usize) -> Self {
         EventStore {
-            repository: std::sync::Arc::new(PostgresEventRepository::new(pool.clone())),
             pool,
             // No stored event has been reshaped yet; a new event shape adds its upcaster here.
-            upcasters: std::sync::Arc::new(Vec::new()),
+            upcasters: Arc::new(Vec::new()),
+            cache: Arc::new(AggregateCache::new(capacity)),
         }
+    }
+
+    /// Adds an upcaster for an older event shape. The store starts with an empty cache, so no
+    /// state rebuilt without the upcaster is reused.
+    pub fn with_upcaster(mut self, upcaster: impl EventUpcaster + 'static) -> Self {
+        let mut upcasters = self.upcasters.as_ref().clone();
+        upcasters.push(Arc::new(upcaster));
+        self.upcasters = Arc::new(upcasters);
+        self.cache = Arc::new(AggregateCache::new(self.cache.capacity()));
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Rebuilds aggregate `id` from all its events, upcasting older shapes on the way.
-    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Loaded<A>, StoreError> {
-        let serialized = self.repository.get_events::<A>(id).await?;
-        let mut aggregate = A::default();
-        let mut version = 0;
-        for event in serialized {
-            let event = self.upcast(event);
-            let sequence = event.sequence;
-            let payload: A::Event = serde_json::from_value(event.payload).map_err(|source| {
-                StoreError::Deserialize {
-                    aggregate_type: A::TYPE.to_string(),
-                    aggregate_id: id.to_string(),
-                    sequence,
-                    source,
-                }
-            })?;
-            aggregate.apply(payload);
-            version = sequence as u64;
-        }
-        Ok(Loaded { aggregate, version })
+    /// How many aggregates the cache may hold (0: no cache).
+    pub fn cache_capacity(&self) -> usize {
+        self.cache.capacity()
     }
 
-    /// Rebuilds several aggregates of one type with a single query; ids without events come back
-    /// as new aggregates at version 0. The result is in the order of `ids`.
-    pub async fn load_many<A: Aggregate>(
+    /// How many aggregates the cache holds now.
+    pub fn cached_aggregates(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Rebuilds aggregate `id` from its events, upcasting older shapes on the way; a new
+    /// aggregate at version 0 when it has none. Starts from the cached state, if any, and reads
+    /// only the events after it.
+    pub async fn load<A>(&self, id: &str) -> Result<Loaded<A>, StoreError>
+    where
+        A: Aggregate + Clone + 'static,
+    {
+        let mut loaded = self.rebuild::<A>(&[id]).await?;
+        Ok(loaded.pop().expect("one aggregate per id"))
+    }
+
+    /// Rebuilds several aggregates of one type with a single query, each from its cached state if
+    /// any; ids without events come back as new aggregates at version 0. The result is in the
+    /// order of `ids`, a repeated id repeated.
+    pub async fn load_many<A>(&self, ids: &[String]) -> Result<Vec<Loaded<A>>, StoreError>
+    where
+        A: Aggregate + Clone + 'static,
+    {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.rebuild::<A>(&ids).await
+    }
+
+    /// Rebuilds aggregates `ids`, each from its cached state if there is one, reading only the
+    /// events after it — all in one query. The result is in the order of `ids`.
+    async fn rebuild<A>(&self, ids: &[&str]) -> Result<Vec<Loaded<A>>, StoreError>
+    where
+        A: Aggregate + Clone + 'static,
+    {
+        let mut distinct: Vec<&str> = Vec::with_capacity(ids.len());
+        let mut position: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+        let mut uses: Vec<usize> = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let index = *position.entry(id).or_insert_with(|| {
+                distinct.push(id);
+                uses.push(0);
+                distinct.len() - 1
+            });
+            uses[index] += 1;
+        }
+        let mut rebuilds: Vec<Rebuild<A>> = distinct
+            .iter()
+            .map(|id| match self.cache.get::<A>(A::TYPE, id) {
+                Some((aggregate, version)) => Rebuild {
+                    loaded: Loaded { aggregate, version },
+                    cached_at: Some(version),
+                    stale: false,
+                },
+                None => Rebuild::from_scratch(),
+            })
+            .collect();
+        // -1, not 0: the schema allows a sequence of 0, and a rebuild from scratch reads all.
+        let after: Vec<i64> = rebuilds
+            .iter()
+            .map(|r| r.cached_at.map_or(-1, |version| version as i64))
+            .collect();
+        let rows = self.events_after::<A>(&distinct, &after).await?;
+        self.apply_rows(&mut rebuilds, &position, rows)?;
+
+        // Cannot happen while events are only ever appended. If stored events were replaced
+        // under a running process (a restored database), a cached state that the stored events
+        // do not continue is dropped here and the aggregate rebuilt; one they happen to continue
+        // is not detected, so processes must be restarted after such a restore.
+        let stale: Vec<usize> = (0..rebuilds.len()).filter(|&i| rebuilds[i].stale).collect();
+        if !stale.is_empty() {
+            let stale_ids: Vec<&str> = stale.iter().map(|&i| distinct[i]).collect();
+            tracing::warn!(
+                aggregate_type = A::TYPE,
+                ids = ?stale_ids,
+                "cached aggregates do not precede their stored events; rebuilding them"
+            );
+            for (&index, id) in stale.iter().zip(&stale_ids) {
+                self.cache.remove(A::TYPE, id);
+                rebuilds[index] = Rebuild::from_scratch();
+            }
+            let rows = self
+                .events_after::<A>(&stale_ids, &vec![-1; stale_ids.len()])
+                .await?;
+            self.apply_rows(&mut rebuilds, &position, rows)?;
+        }
+
+        for (id, rebuild) in distinct.iter().zip(&rebuilds) {
+            // Only what was read from the store, and only when it moved on.
+            if rebuild.loaded.version > rebuild.cached_at.unwrap_or(0) {
+                let aggregate = rebuild.loaded.aggregate.clone();
+                self.cache
+                    .put(A::TYPE, id, aggregate, rebuild.loaded.version);
+            }
+        }
+
+        let mut rebuilt: Vec<Option<Loaded<A>>> =
+            rebuilds.into_iter().map(|r| Some(r.loaded)).collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let index = position[id];
+                uses[index] -= 1;
+                let slot = &mut rebuilt[index];
+                // A repeated id gets a copy; its last occurrence takes the original.
+                if uses[index] == 0 {
+                    slot.take().expect("taken once")
+                } else {
+                    slot.clone().expect("not taken yet")
+                }
+            })
+            .collect())
+    }
+
+    /// The events of aggregates `ids` with a sequence above the matching entry of `after`, by
+    /// aggregate and sequence.
+    async fn events_after<A: Aggregate>(
         &self,
-        ids: &[String],
-    ) -> Result<Vec<Loaded<A>>, StoreError> {
-        let rows: Vec<(String, i64, String, String, Value)> = sqlx::query_as(
-            "SELECT aggregate_id, sequence, event_type, event_version, payload FROM events \
-              WHERE aggregate_type = $1 AND aggregate_id = ANY($2) \
-              ORDER BY aggregate_id, sequence",
+        ids: &[&str],
+        after: &[i64],
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload \
+               FROM UNNEST($2::text[], $3::bigint[]) AS wanted(aggregate_id, after_sequence) \
+               JOIN events e ON e.aggregate_type = $1 \
+                            AND e.aggregate_id = wanted.aggregate_id \
+                            AND e.sequence > wanted.after_sequence \
+              ORDER BY e.aggregate_id, e.sequence",
         )
         .bind(A::TYPE)
         .bind(ids)
+        .bind(after)
         .fetch_all(&self.pool)
         .await?;
-        let mut by_id: std::collections::HashMap<String, Loaded<A>> =
-            std::collections::HashMap::new();
+        Ok(rows)
+    }
+
+    /// Applies `rows` to the aggregates being rebuilt. An aggregate taken from the cache must
+    /// continue exactly where it left off; if not, it is marked stale and left alone.
+    fn apply_rows<A: Aggregate>(
+        &self,
+        rebuilds: &mut [Rebuild<A>],
+        position: &HashMap<&str, usize>,
+        rows: Vec<EventRow>,
+    ) -> Result<(), StoreError> {
         for (aggregate_id, sequence, event_type, event_version, payload) in rows {
+            let Some(rebuild) = position
+                .get(aggregate_id.as_str())
+                .map(|&index| &mut rebuilds[index])
+            else {
+                continue;
+            };
+            if rebuild.stale {
+                continue;
+            }
+            if rebuild.cached_at.is_some() && sequence != rebuild.loaded.version as i64 + 1 {
+                rebuild.stale = true;
+                continue;
+            }
             let event = self.upcast(SerializedEvent::new(
-                aggregate_id.clone(),
+                aggregate_id,
                 sequence as usize,
                 A::TYPE.to_string(),
                 event_type,
@@ -172,27 +339,15 @@ impl EventStore {
             let payload: A::Event = serde_json::from_value(event.payload).map_err(|source| {
                 StoreError::Deserialize {
                     aggregate_type: A::TYPE.to_string(),
-                    aggregate_id: aggregate_id.clone(),
+                    aggregate_id: event.aggregate_id.clone(),
                     sequence: sequence as usize,
                     source,
                 }
             })?;
-            let loaded = by_id.entry(aggregate_id).or_insert_with(|| Loaded {
-                aggregate: A::default(),
-                version: 0,
-            });
-            loaded.aggregate.apply(payload);
-            loaded.version = sequence as u64;
+            rebuild.loaded.aggregate.apply(payload);
+            rebuild.loaded.version = sequence as u64;
         }
-        Ok(ids
-            .iter()
-            .map(|id| {
-                by_id.remove(id).unwrap_or_else(|| Loaded {
-                    aggregate: A::default(),
-                    version: 0,
-                })
-            })
-            .collect())
+        Ok(())
     }
 
     fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {

@@ -1,12 +1,14 @@
-//! nmp's event store on Postgres: the schema (its own migrations), loading aggregates through
-//! postgres-es, and appending the events of one command — across any number of aggregates of
-//! any type — in one transaction.
+//! nmp's event store on Postgres: the schema (its own migrations), loading aggregates (with an
+//! in-process cache, so that a load reads only the events appended since), and appending the
+//! events of one command — across any number of aggregates of any type — in one transaction.
 
+mod cache;
 mod database;
 mod event_store;
 mod metadata;
 pub mod repeatability;
 
+pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use database::{DatabaseError, connect};
 pub use event_store::{Changes, EventStore, Loaded, StoreError, TenantLink};
 pub use metadata::EventMetadata;
