@@ -12,5 +12,6 @@ mod event_store;
 mod examples;
 mod nats_api;
 mod numbers;
+mod projections;
 mod relay;
 mod repeatability;

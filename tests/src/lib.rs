@@ -3,6 +3,7 @@
 //! helpers call each endpoint.
 
 pub mod nats;
+pub mod projections;
 
 use std::time::Duration;
 

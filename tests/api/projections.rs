@@ -1,0 +1,187 @@
+//! The projector: read rows and audit rows follow the events, through redelivery, gaps and
+//! several projector instances.
+
+use std::time::Duration;
+
+use projections::{Kind, Projected, project};
+use serde_json::{Value, json};
+use tests::projections::{ReadSide, wait_until_projected};
+use tests::{TENANT, TestApp, account_body, number_body, spawn_app};
+
+async fn row(app: &TestApp, sql: &str, key: &str) -> Value {
+    sqlx::query_scalar::<_, Value>(sql)
+        .bind(key)
+        .fetch_one(&app.pool)
+        .await
+        .expect("a row")
+}
+
+#[tokio::test]
+async fn read_rows_follow_every_change() {
+    let app = spawn_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    for number in ["+15105850001", "+15105850002", "+15105850003"] {
+        app.put_number("contoso", number, &number_body("contoso", number))
+            .await;
+    }
+    app.delete_number("contoso", "+15105850003").await;
+    app.record_consent(TENANT).await;
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+
+    let account = row(
+        &app,
+        "SELECT json_build_object('version', version, 'count', number_count, 'services', services, \
+                'tenant', teams_tenant_id, 'sync', sync_status, 'deleted', deleted) \
+           FROM read_accounts WHERE name = $1",
+        "contoso",
+    )
+    .await;
+    assert_eq!(
+        account,
+        json!({"version": 5, "count": 2, "services": ["teamsOperatorConnect"],
+               "tenant": TENANT, "sync": "pending", "deleted": false})
+    );
+    let number = row(
+        &app,
+        "SELECT json_build_object('account', account_name, 'usage', usage, 'services', services, \
+                'header', custom_sip_header, 'deleted', deleted) \
+           FROM read_numbers WHERE telephone_number = $1",
+        "+15105850001",
+    )
+    .await;
+    assert_eq!(
+        number,
+        json!({"account": "contoso", "usage": "CallingUserAssignment",
+               "services": ["teamsOperatorConnect"], "header": "contoso-commsgw", "deleted": false})
+    );
+    let deleted = row(
+        &app,
+        "SELECT to_json(deleted) FROM read_numbers WHERE telephone_number = $1",
+        "+15105850003",
+    )
+    .await;
+    assert_eq!(deleted, json!(true));
+
+    // The audit log has one row per event with who did it.
+    let audit: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT event_type, subject FROM audit_log WHERE aggregate_type = 'account' ORDER BY sequence",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(audit.len(), 5);
+    assert_eq!(
+        audit[0],
+        ("AccountCreated".to_string(), Some("test-user".to_string()))
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_event_changes_nothing() {
+    let app = spawn_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    app.put_number(
+        "contoso",
+        "+15105850001",
+        &number_body("contoso", "+15105850001"),
+    )
+    .await;
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let snapshot = || async {
+        sqlx::query_scalar::<_, Value>(
+            "SELECT json_agg(to_jsonb(n) - 'updated_at' ORDER BY telephone_number) FROM read_numbers n",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("rows")
+    };
+    let before = snapshot().await;
+    let audit_before = app.event_count().await;
+    for _ in 0..3 {
+        let again = project(
+            &app.event_store(),
+            Kind::Number,
+            "+15105850001",
+            "read_numbers",
+        )
+        .await
+        .expect("projected");
+        assert_eq!(again, Projected::Unchanged);
+    }
+    assert_eq!(snapshot().await, before);
+    let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(audit, audit_before, "one audit row per event, no more");
+}
+
+#[tokio::test]
+async fn an_event_after_a_gap_first_pulls_the_missing_events() {
+    let app = spawn_app().await;
+    let read = ReadSide::start(&app).await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    // The projector misses the next changes (as if their messages were lost or late)...
+    read.projector.abort();
+    let mut body = account_body("contoso");
+    for i in 0..3 {
+        body["correlationId"] = json!(format!("change-{i}"));
+        app.put_account("contoso", &body).await;
+    }
+    // ...and then sees only the last one: the row jumps from version 1 to 4, and the audit log
+    // gets the events in between.
+    let projected = project(
+        &app.event_store(),
+        Kind::Account,
+        "contoso",
+        "read_accounts",
+    )
+    .await
+    .expect("projected");
+    assert_eq!(projected, Projected::Advanced { from: 1, to: 4 });
+    let sequences: Vec<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM audit_log WHERE aggregate_id = 'contoso' ORDER BY sequence",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(sequences, [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn two_projector_instances_share_the_work_without_harm() {
+    let app = spawn_app().await;
+    let read = ReadSide::start(&app).await;
+    let second = read.another_projector(&app);
+    app.put_account("contoso", &account_body("contoso")).await;
+    let writers = (0..8).map(|w| {
+        let app = &app;
+        async move {
+            let numbers: Vec<Value> = (0..25)
+                .map(|i| number_body("contoso", &format!("+1555{w:03}{i:04}")))
+                .collect();
+            app.upsert_numbers("contoso", &json!({"numbers": numbers}))
+                .await
+        }
+    });
+    for answer in futures::future::join_all(writers).await {
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    wait_until_projected(&app, Duration::from_secs(30)).await;
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM read_numbers WHERE account_name = 'contoso' AND NOT deleted",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(count, 200);
+    let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&app.pool)
+        .await
+        .expect("audit");
+    assert_eq!(audit, app.event_count().await);
+    second.abort();
+}
