@@ -66,6 +66,7 @@ pub async fn spawn_app() -> TestApp {
         nmp::Components {
             api: true,
             relay: false,
+            projector: false,
         },
     )
     .await

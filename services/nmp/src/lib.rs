@@ -21,19 +21,21 @@ pub use settings::{KeySource, LogFormat, NatsSettings, Settings};
 
 /// The components `nmp serve` can run in this build. `api` serves the Provisioning API over
 /// HTTP and NATS.
-pub const COMPONENTS: &[&str] = &["api", "relay"];
+pub const COMPONENTS: &[&str] = &["api", "relay", "projector"];
 
 /// Which components to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Components {
     pub api: bool,
     pub relay: bool,
+    pub projector: bool,
 }
 
 impl Components {
     pub const ALL: Components = Components {
         api: true,
         relay: true,
+        projector: true,
     };
 
     /// Parses `--components`; an empty list means all of them.
@@ -44,11 +46,13 @@ impl Components {
         let mut components = Components {
             api: false,
             relay: false,
+            projector: false,
         };
         for name in names {
             match name.trim() {
                 "api" => components.api = true,
                 "relay" => components.relay = true,
+                "projector" => components.projector = true,
                 other => anyhow::bail!(
                     "unknown component '{other}'; this build runs: {}",
                     COMPONENTS.join(", ")
@@ -148,6 +152,21 @@ pub async fn start_relay(
         relay.run().await;
     });
     Ok((task, status))
+}
+
+/// Starts the projector in the background: it builds the read tables from the installation's
+/// stream, waiting for the stream if the relay has not created it yet.
+pub fn start_projector(
+    nats: &NatsSettings,
+    client: async_nats::Client,
+    store: EventStore,
+) -> anyhow::Result<(JoinHandle<()>, Arc<projections::ProjectorStatus>)> {
+    let stream = stream_settings(nats)?;
+    let settings = projections::ProjectorSettings::new(&stream.stream_name());
+    let projector =
+        projections::Projector::new(store, async_nats::jetstream::new(client), settings);
+    let status = projector.status();
+    Ok((tokio::spawn(projector.run()), status))
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves, expiring old repeatability answers on

@@ -121,6 +121,7 @@ async fn serve_on_loopback_uses_the_development_secret_and_answers_its_tokens() 
         .await
         .expect("text");
     assert!(metrics.contains("nmp_relay_leader"), "{metrics}");
+    assert!(metrics.contains("nmp_projector_lag_events"), "{metrics}");
 
     let token = Command::new(NMP)
         .args(["token", "--role", "ProvisioningAPI.Read"])
