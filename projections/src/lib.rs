@@ -5,10 +5,14 @@
 //! written in the same transaction, plus one audit row per event. Projectors never write the
 //! event store.
 
+pub mod filter;
 pub mod projector;
+pub mod query;
+pub mod rebuild;
 pub mod write;
 
 pub use projector::{Projector, ProjectorSettings, ProjectorStatus};
+pub use rebuild::{RebuildReport, Target, rebuild};
 pub use write::{Kind, Projected, project};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,4 +23,6 @@ pub enum ProjectionError {
     Store(#[from] store::StoreError),
     #[error("NATS: {0}")]
     Nats(String),
+    #[error("cannot replay a stored event: {0}")]
+    Replay(String),
 }

@@ -63,9 +63,25 @@ pub async fn project(
     table: &str,
 ) -> Result<Projected, ProjectionError> {
     // Rebuild first, then take a connection for the write: a projection never holds two.
-    let (version, row) = match kind {
+    let (version, row) = rebuilt_row(store, kind, id).await?;
+    let mut tx = store.pool().begin().await?;
+    let projected = write_row(&mut tx, kind, table, id, version, row).await?;
+    if let Projected::Advanced { from, to } = projected {
+        record_audit(&mut tx, kind, id, from, to).await?;
+    }
+    tx.commit().await?;
+    Ok(projected)
+}
+
+/// The row of aggregate `id` as its events make it, with its version.
+pub async fn rebuilt_row(
+    store: &EventStore,
+    kind: Kind,
+    id: &str,
+) -> Result<(u64, Row), ProjectionError> {
+    Ok(match kind {
         Kind::Account => {
-            let loaded = store.load::<Account>(id).await?;
+            let loaded: Loaded<Account> = store.load::<Account>(id).await?;
             (loaded.version, account_row(loaded.aggregate.state.as_ref()))
         }
         Kind::Number => {
@@ -76,14 +92,7 @@ pub async fn project(
             let loaded: Loaded<Consent> = store.load::<Consent>(id).await?;
             (loaded.version, consent_row(loaded.aggregate.state.as_ref()))
         }
-    };
-    let mut tx = store.pool().begin().await?;
-    let projected = write_row(&mut tx, kind, table, id, version, row).await?;
-    if let Projected::Advanced { from, to } = projected {
-        record_audit(&mut tx, kind, id, from, to).await?;
-    }
-    tx.commit().await?;
-    Ok(projected)
+    })
 }
 
 /// The columns of a row besides its key and version; `None` fields are NULL.
@@ -105,7 +114,7 @@ fn services(list: impl IntoIterator<Item = Service>) -> Vec<String> {
 
 pub fn account_row(state: Option<&AccountState>) -> Row {
     let Some(state) = state else {
-        return deleted_row();
+        return deleted_row(Kind::Account);
     };
     let enabled = Service::ALL
         .into_iter()
@@ -129,7 +138,7 @@ pub fn account_row(state: Option<&AccountState>) -> Row {
 
 pub fn number_row(state: Option<&NumberState>) -> Row {
     let Some(state) = state else {
-        return deleted_row();
+        return deleted_row(Kind::Number);
     };
     let teams = state
         .details
@@ -171,7 +180,7 @@ pub fn number_row(state: Option<&NumberState>) -> Row {
 
 pub fn consent_row(state: Option<&ConsentState>) -> Row {
     let Some(state) = state else {
-        return deleted_row();
+        return deleted_row(Kind::Consent);
     };
     Row {
         deleted: false,
@@ -192,9 +201,26 @@ pub fn consent_row(state: Option<&ConsentState>) -> Row {
     }
 }
 
-fn deleted_row() -> Row {
+/// The filter columns of each table besides key, version, services and counts.
+fn text_columns(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Account => &["teams_tenant_id"],
+        Kind::Number => &[
+            "account_name",
+            "usage",
+            "assignment_status",
+            "custom_sip_header",
+        ],
+        Kind::Consent => &["status", "relationship_status"],
+    }
+}
+
+/// A deleted aggregate's row: every column cleared, so a row deleted live and one rebuilt are
+/// the same.
+fn deleted_row(kind: Kind) -> Row {
     Row {
         deleted: true,
+        text: text_columns(kind).iter().map(|c| (*c, None)).collect(),
         sync_status: "deleted".to_string(),
         ..Row::default()
     }

@@ -169,6 +169,43 @@ pub fn start_projector(
     Ok((tokio::spawn(projector.run()), status))
 }
 
+/// `nmp projections rebuild`: rebuilds the named read tables (all when none is named) and
+/// prints what each took.
+pub async fn rebuild_projections(settings: &Settings, names: &[String]) -> anyhow::Result<()> {
+    let targets = if names.is_empty() {
+        projections::Target::ALL.to_vec()
+    } else {
+        names
+            .iter()
+            .map(|name| {
+                projections::Target::parse(name).with_context(|| {
+                    format!("unknown read model '{name}'; choose accounts, numbers, consents or audit")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let pool = store::connect(&settings.database_url, 4)
+        .await
+        .context("cannot open the event store")?;
+    let store = EventStore::new(pool);
+    for target in targets {
+        let report = projections::rebuild(&store, target)
+            .await
+            .with_context(|| format!("rebuilding {}", target.name()))?;
+        let seconds = report.elapsed.as_secs_f64();
+        println!(
+            "{}: {} events replayed, {} rows, {} caught up during the swap, {:.2} s ({:.0} events/s)",
+            target.name(),
+            report.events,
+            report.rows,
+            report.caught_up,
+            seconds,
+            report.events as f64 / seconds.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
 /// Serves HTTP on `listener` until `shutdown` resolves, expiring old repeatability answers on
 /// the side.
 pub async fn serve(

@@ -1,0 +1,478 @@
+//! Reading the read tables: pages of live rows in key order with an optional filter and total,
+//! and the dashboard's aggregates. Rows hold the domain's state as serde wrote it; this module
+//! gives it back typed, and the API turns it into wire resources.
+//!
+//! `read_civic_addresses.address` holds a civic address as the backend reports it, in the API's
+//! wire shape (`TeamsCivicAddressResource`, camelCase); the key columns win over any `id` or
+//! `tenantId` inside it.
+
+use chrono::{DateTime, Utc};
+use domain::{AccountState, ConsentState, NumberState};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row};
+
+use crate::filter::{CONSENT_ACCOUNT_SQL, Filter, Param, Resource, Sql, compile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a stored {what} row cannot be read: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+    #[error("a filter parsed for {parsed_for} was used to list {used_for}")]
+    WrongFilter {
+        parsed_for: &'static str,
+        used_for: &'static str,
+    },
+}
+
+/// Which rows, and which slice of them, a list asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// A filter parsed for the listed resource.
+    pub filter: Option<Filter>,
+    /// Rows passed over, in key order.
+    pub skip: u64,
+    /// The most rows to answer.
+    pub take: u64,
+    /// Whether to count every row matching the filter, ignoring `skip` and `take`.
+    pub count: bool,
+}
+
+/// A page of rows: `more` tells whether rows follow it.
+#[derive(Debug, Clone)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+    pub total: Option<u64>,
+}
+
+/// A consent with the account its tenant is linked to.
+#[derive(Debug, Clone)]
+pub struct ConsentRow {
+    pub state: ConsentState,
+    pub account_name: Option<String>,
+}
+
+/// A civic address row.
+#[derive(Debug, Clone)]
+pub struct CivicAddressRow {
+    pub tenant_id: String,
+    pub civic_address_id: String,
+    pub address: serde_json::Value,
+}
+
+/// Where a list reads from: the table (aliased as the filter's fields expect), what it
+/// selects, its key, and the condition every listed row meets.
+struct Source {
+    resource: Resource,
+    from: &'static str,
+    select: &'static str,
+    key: &'static str,
+    live: &'static str,
+}
+
+const ACCOUNTS: Source = Source {
+    resource: Resource::Accounts,
+    from: "read_accounts a",
+    select: "a.state",
+    key: "a.name",
+    live: "NOT a.deleted",
+};
+
+const NUMBERS: Source = Source {
+    resource: Resource::Numbers,
+    from: "read_numbers n",
+    select: "n.state",
+    key: "n.telephone_number",
+    live: "NOT n.deleted",
+};
+
+const CONSENTS: Source = Source {
+    resource: Resource::RequestsForInformation,
+    from: "read_consents c",
+    select: "c.state",
+    key: "c.tenant_id",
+    live: "NOT c.deleted",
+};
+
+const CIVIC_ADDRESSES: Source = Source {
+    resource: Resource::CivicAddresses,
+    from: "read_civic_addresses c",
+    select: "c.tenant_id, c.civic_address_id, c.address",
+    key: "c.civic_address_id",
+    live: "true",
+};
+
+fn bind_all<'q>(
+    mut query: Query<'q, Postgres, PgArguments>,
+    params: &'q [Param],
+) -> Query<'q, Postgres, PgArguments> {
+    for param in params {
+        query = match param {
+            Param::Text(text) => query.bind(text.as_str()),
+            Param::Bool(value) => query.bind(*value),
+            Param::Int(value) => query.bind(*value),
+        };
+    }
+    query
+}
+
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// One page of `source`'s live rows meeting `scope` (SQL over the first bind values, already in
+/// `sql`) and the filter, plus the total when asked; both read one snapshot.
+async fn page(
+    pool: &PgPool,
+    source: &Source,
+    extra_select: &str,
+    mut sql: Sql,
+    scope: Option<String>,
+    query: &ListQuery,
+) -> Result<(Vec<PgRow>, bool, Option<u64>), QueryError> {
+    let mut conditions = vec![source.live.to_string()];
+    conditions.extend(scope);
+    if let Some(filter) = &query.filter {
+        check_resource(filter, source.resource)?;
+        conditions.push(compile(&filter.expr, &mut sql));
+    }
+    let condition = conditions.join(" AND ");
+    let counted_params = sql.params.clone();
+    // One row more than asked tells whether another page follows.
+    let limit = sql.bind(Param::Int(clamp(query.take.saturating_add(1))));
+    let offset = sql.bind(Param::Int(clamp(query.skip)));
+    let text = format!(
+        "SELECT {}{extra_select} FROM {} WHERE {condition} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        source.select, source.from, source.key
+    );
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL statement_timeout = '15s'")
+        .execute(&mut *tx)
+        .await?;
+    let mut rows = bind_all(sqlx::query(&text), &sql.params)
+        .fetch_all(&mut *tx)
+        .await?;
+    let more = rows.len() as u64 > query.take;
+    rows.truncate(usize::try_from(query.take).unwrap_or(usize::MAX));
+    let total = if query.count {
+        let text = format!("SELECT count(*) FROM {} WHERE {condition}", source.from);
+        let total: i64 = bind_all(sqlx::query(&text), &counted_params)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        Some(total.max(0) as u64)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok((rows, more, total))
+}
+
+/// A filter names the fields of one resource; used on another's table it would be wrong SQL.
+fn check_resource(filter: &Filter, resource: Resource) -> Result<(), QueryError> {
+    if filter.resource == resource {
+        Ok(())
+    } else {
+        Err(QueryError::WrongFilter {
+            parsed_for: filter.resource.plural(),
+            used_for: resource.plural(),
+        })
+    }
+}
+
+fn state<T: DeserializeOwned>(row: &PgRow, what: &'static str) -> Result<T, QueryError> {
+    let value: Option<serde_json::Value> = row.try_get("state")?;
+    let value = value.ok_or_else(|| QueryError::Corrupt {
+        what,
+        reason: "a live row without state".to_string(),
+    })?;
+    serde_json::from_value(value).map_err(|error| QueryError::Corrupt {
+        what,
+        reason: error.to_string(),
+    })
+}
+
+/// Live accounts in name order.
+pub async fn accounts(
+    pool: &PgPool,
+    query: &ListQuery,
+) -> Result<Listed<AccountState>, QueryError> {
+    let (rows, more, total) = page(pool, &ACCOUNTS, "", Sql::default(), None, query).await?;
+    let items = rows
+        .iter()
+        .map(|row| state(row, "account"))
+        .collect::<Result<_, _>>()?;
+    Ok(Listed { items, more, total })
+}
+
+/// Live numbers in telephone number order, of one account or of all.
+pub async fn numbers(
+    pool: &PgPool,
+    account: Option<&str>,
+    query: &ListQuery,
+) -> Result<Listed<NumberState>, QueryError> {
+    let mut sql = Sql::default();
+    let scope = account.map(|name| {
+        let at = sql.bind(Param::Text(name.to_string()));
+        format!("n.account_name = {at}")
+    });
+    let (rows, more, total) = page(pool, &NUMBERS, "", sql, scope, query).await?;
+    let items = rows
+        .iter()
+        .map(|row| state(row, "number"))
+        .collect::<Result<_, _>>()?;
+    Ok(Listed { items, more, total })
+}
+
+/// Live consents in tenant order, each with its account.
+pub async fn consents(pool: &PgPool, query: &ListQuery) -> Result<Listed<ConsentRow>, QueryError> {
+    let extra = format!(", {CONSENT_ACCOUNT_SQL} AS account_name");
+    let (rows, more, total) = page(pool, &CONSENTS, &extra, Sql::default(), None, query).await?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            Ok(ConsentRow {
+                state: state(row, "consent")?,
+                account_name: row.try_get("account_name")?,
+            })
+        })
+        .collect::<Result<_, QueryError>>()?;
+    Ok(Listed { items, more, total })
+}
+
+fn civic_address_row(row: &PgRow) -> Result<CivicAddressRow, QueryError> {
+    Ok(CivicAddressRow {
+        tenant_id: row.try_get("tenant_id")?,
+        civic_address_id: row.try_get("civic_address_id")?,
+        address: row.try_get("address")?,
+    })
+}
+
+/// The civic addresses of a Teams tenant, in id order.
+pub async fn civic_addresses(
+    pool: &PgPool,
+    tenant: &str,
+    query: &ListQuery,
+) -> Result<Listed<CivicAddressRow>, QueryError> {
+    let mut sql = Sql::default();
+    let at = sql.bind(Param::Text(tenant.to_string()));
+    let scope = Some(format!("c.tenant_id = {at}"));
+    let (rows, more, total) = page(pool, &CIVIC_ADDRESSES, "", sql, scope, query).await?;
+    let items = rows
+        .iter()
+        .map(civic_address_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Listed { items, more, total })
+}
+
+/// One civic address of a Teams tenant.
+pub async fn civic_address(
+    pool: &PgPool,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<CivicAddressRow>, QueryError> {
+    let row = sqlx::query(
+        "SELECT tenant_id, civic_address_id, address FROM read_civic_addresses \
+          WHERE tenant_id = $1 AND civic_address_id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(civic_address_row).transpose()
+}
+
+// ---- dashboard -----------------------------------------------------------------------------
+
+/// How the dashboard groups live numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberGrouping {
+    Account,
+    /// Each enabled service: a number counts once under each of its services.
+    Service,
+    Usage,
+    SyncState,
+}
+
+impl NumberGrouping {
+    pub const NAMES: &'static [&'static str] = &["account", "service", "usage", "syncState"];
+
+    pub fn parse(name: &str) -> Option<NumberGrouping> {
+        match name {
+            "account" => Some(NumberGrouping::Account),
+            "service" => Some(NumberGrouping::Service),
+            "usage" => Some(NumberGrouping::Usage),
+            "syncState" => Some(NumberGrouping::SyncState),
+            _ => None,
+        }
+    }
+}
+
+/// A group's key (None for rows without a value) and its count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub key: Option<String>,
+    pub count: u64,
+}
+
+/// Counts of numbers per group, and the number of numbers, matching `filter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    pub total: u64,
+    pub groups: Vec<Group>,
+}
+
+async fn groups(
+    tx: &mut sqlx::PgConnection,
+    text: &str,
+    params: &[Param],
+) -> Result<Vec<Group>, QueryError> {
+    let rows = bind_all(sqlx::query(text), params).fetch_all(tx).await?;
+    rows.iter()
+        .map(|row| {
+            let count: i64 = row.try_get(1)?;
+            Ok(Group {
+                key: row.try_get(0)?,
+                count: count.max(0) as u64,
+            })
+        })
+        .collect()
+}
+
+/// Live numbers counted per group, most first, then by key.
+pub async fn number_totals(
+    pool: &PgPool,
+    grouping: NumberGrouping,
+    filter: Option<&Filter>,
+) -> Result<Totals, QueryError> {
+    let mut sql = Sql::default();
+    let mut condition = "NOT n.deleted".to_string();
+    if let Some(filter) = filter {
+        check_resource(filter, Resource::Numbers)?;
+        condition = format!("{condition} AND {}", compile(&filter.expr, &mut sql));
+    }
+    let (from, key) = match grouping {
+        NumberGrouping::Account => ("read_numbers n", "n.account_name"),
+        NumberGrouping::Service => (
+            "read_numbers n CROSS JOIN LATERAL unnest(n.services) AS s(v)",
+            "s.v",
+        ),
+        NumberGrouping::Usage => ("read_numbers n", "n.usage"),
+        NumberGrouping::SyncState => ("read_numbers n", "n.sync_status"),
+    };
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let groups = groups(
+        &mut tx,
+        &format!(
+            "SELECT {key}, count(*) FROM {from} WHERE {condition} \
+             GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST"
+        ),
+        &sql.params,
+    )
+    .await?;
+    let total: i64 = bind_all(
+        sqlx::query(&format!(
+            "SELECT count(*) FROM read_numbers n WHERE {condition}"
+        )),
+        &sql.params,
+    )
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    tx.commit().await?;
+    Ok(Totals {
+        total: total.max(0) as u64,
+        groups,
+    })
+}
+
+/// Live consents counted by their status and by their customer relationship's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentTotals {
+    pub total: u64,
+    pub by_status: Vec<Group>,
+    pub by_relationship_status: Vec<Group>,
+}
+
+pub async fn consent_totals(pool: &PgPool) -> Result<ConsentTotals, QueryError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let by_status = groups(
+        &mut tx,
+        "SELECT status, count(*) FROM read_consents WHERE NOT deleted \
+         GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST",
+        &[],
+    )
+    .await?;
+    let by_relationship_status = groups(
+        &mut tx,
+        "SELECT relationship_status, count(*) FROM read_consents WHERE NOT deleted \
+         GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST",
+        &[],
+    )
+    .await?;
+    tx.commit().await?;
+    let total = by_status.iter().map(|g| g.count).sum();
+    Ok(ConsentTotals {
+        total,
+        by_status,
+        by_relationship_status,
+    })
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub global_position: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub subject: Option<String>,
+    pub roles: Option<serde_json::Value>,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub ticket_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub client_request_id: Option<String>,
+}
+
+/// The `top` most recent audit rows, newest first.
+pub async fn recent_activity(pool: &PgPool, top: u32) -> Result<Vec<Activity>, QueryError> {
+    let rows = sqlx::query(
+        "SELECT global_position, occurred_at, subject, roles, aggregate_type, aggregate_id, \
+                sequence, event_type, ticket_id, correlation_id, client_request_id \
+           FROM audit_log ORDER BY occurred_at DESC, global_position DESC LIMIT $1",
+    )
+    .bind(i64::from(top))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Activity {
+                global_position: row.try_get("global_position")?,
+                occurred_at: row.try_get("occurred_at")?,
+                subject: row.try_get("subject")?,
+                roles: row.try_get("roles")?,
+                aggregate_type: row.try_get("aggregate_type")?,
+                aggregate_id: row.try_get("aggregate_id")?,
+                sequence: row.try_get("sequence")?,
+                event_type: row.try_get("event_type")?,
+                ticket_id: row.try_get("ticket_id")?,
+                correlation_id: row.try_get("correlation_id")?,
+                client_request_id: row.try_get("client_request_id")?,
+            })
+        })
+        .collect()
+}
