@@ -23,13 +23,17 @@ use sqlx::{Connection, PgConnection, PgPool};
 pub use message::StoredEvent;
 pub use stream::{StreamError, StreamSettings, ensure_stream};
 
+/// The most events published before their acks are awaited: async-nats lets one JetStream
+/// context have 5,000 publishes unacknowledged, and a larger batch would wait forever.
+pub const MAX_BATCH: i64 = 4_000;
+
 /// The channel the `events_appended` trigger notifies on commit.
 const CHANNEL: &str = "nmp_events";
 
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
     pub stream: StreamSettings,
-    /// Most events read and published per round.
+    /// Most events read and published per round; at most `MAX_BATCH`.
     pub batch_size: i64,
     /// Longest wait between reads when no notification arrives.
     pub poll_interval: Duration,
@@ -211,6 +215,15 @@ impl Relay {
             self.status.leader.store(false, Ordering::Relaxed);
             tokio::time::sleep(self.settings.standby_interval).await;
         }
+        // A lost checkpoint only means re-publishing what JetStream then drops as duplicates, so
+        // its commits need not wait for the disk; and a plan cached while a backlog was large
+        // must not outlive it.
+        sqlx::query("SET synchronous_commit = off")
+            .execute(&mut connection)
+            .await?;
+        sqlx::query("SET plan_cache_mode = force_custom_plan")
+            .execute(&mut connection)
+            .await?;
         self.status.leader.store(true, Ordering::Relaxed);
         tracing::info!(relay = self.relay_name(), "this relay is now active");
         let result = self.publish_loop(&mut connection).await;
@@ -250,8 +263,12 @@ impl Relay {
             let waiting = self.measure_lag(connection, &checkpoint).await?;
             last_measure = Instant::now();
             if waiting > 0 {
-                tokio::time::sleep(idle_pause).await;
-                idle_pause = (idle_pause * 2).min(self.settings.poll_interval);
+                // Woken by the commit that moves the watermark, or polled briefly.
+                tokio::select! {
+                    notification = listener.recv() => { notification?; }
+                    () = tokio::time::sleep(idle_pause) => {}
+                }
+                idle_pause = (idle_pause * 2).min(Duration::from_millis(8));
                 continue;
             }
             tokio::select! {
@@ -312,12 +329,12 @@ impl Relay {
                FROM events \
               WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
                 AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-              ORDER BY tx_id, global_position \
+              ORDER BY events.tx_id, events.global_position \
               LIMIT $3",
         )
         .bind(&checkpoint.tx_id)
         .bind(checkpoint.global_position)
-        .bind(self.settings.batch_size)
+        .bind(self.settings.batch_size.clamp(1, MAX_BATCH))
         .fetch_all(&mut *connection)
         .await?;
         Ok(rows)
