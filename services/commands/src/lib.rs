@@ -172,7 +172,7 @@ impl CommandService {
             )
             .await?;
             let mut changes = Changes::new();
-            changes.append::<Account>(name.as_str(), loaded.version, &events)?;
+            changes.append_after::<Account>(name.as_str(), &loaded, &events)?;
             if !events.is_empty() && old_tenant != services.teams_tenant_id {
                 changes.link_tenant(match &services.teams_tenant_id {
                     Some(tenant) => TenantLink::Set {
@@ -227,15 +227,15 @@ impl CommandService {
                             },
                         )
                         .await?;
-                        changes.append::<Number>(
+                        changes.append_after::<Number>(
                             number.as_str(),
-                            loaded_number.version,
+                            &loaded_number,
                             &number_events,
                         )?;
                     }
                 }
             }
-            changes.append::<Account>(name.as_str(), loaded.version, &events)?;
+            changes.append_after::<Account>(name.as_str(), &loaded, &events)?;
             changes.link_tenant(TenantLink::Clear {
                 account: name.to_string(),
             });
@@ -316,7 +316,7 @@ impl CommandService {
                 match decided {
                     Err(error) => refusals.push(ItemRefusal { index, error }),
                     Ok(events) => {
-                        changes.append::<Number>(number.as_str(), loaded.version, &events)?;
+                        changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
                         loaded.version += events.len() as u64;
                         memberships.push(NumberMembership {
                             telephone_number: number.clone(),
@@ -340,7 +340,7 @@ impl CommandService {
                 },
             )
             .await?;
-            changes.append::<Account>(account.as_str(), loaded_account.version, &account_events)?;
+            changes.append_after::<Account>(account.as_str(), &loaded_account, &account_events)?;
             self.store.commit(changes, metadata).await?;
             Ok(outcomes)
         })
@@ -409,7 +409,7 @@ impl CommandService {
                 match decided {
                     Err(error) => refusals.push(ItemRefusal { index, error }),
                     Ok(events) => {
-                        changes.append::<Number>(number.as_str(), loaded.version, &events)?
+                        changes.append_after::<Number>(number.as_str(), &loaded, &events)?
                     }
                 }
             }
@@ -424,7 +424,7 @@ impl CommandService {
                 },
             )
             .await?;
-            changes.append::<Account>(account.as_str(), loaded_account.version, &account_events)?;
+            changes.append_after::<Account>(account.as_str(), &loaded_account, &account_events)?;
             self.store.commit(changes, metadata).await?;
             Ok(())
         })
@@ -463,7 +463,53 @@ impl CommandService {
             )
             .await?;
             let mut changes = Changes::new();
-            changes.append::<Number>(number.as_str(), loaded.version, &events)?;
+            changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
+            self.store.commit(changes, metadata).await?;
+            loaded.version += events.len() as u64;
+            Ok(loaded)
+        })
+        .await
+    }
+
+    // ---- civic addresses -------------------------------------------------------------
+
+    /// Records a civic address as the backend reports it (new or changed).
+    pub async fn record_civic_address(
+        &self,
+        id: &Identifier,
+        tenant: &TenantId,
+        report: domain::CivicAddressReport,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<domain::CivicAddress>, CommandError> {
+        let command = domain::CivicAddressCommand::RecordCivicAddress {
+            id: id.clone(),
+            tenant_id: tenant.clone(),
+            report,
+        };
+        self.execute_civic_address(id, command, metadata).await
+    }
+
+    /// Records that the backend no longer reports a civic address.
+    pub async fn remove_civic_address(
+        &self,
+        id: &Identifier,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<domain::CivicAddress>, CommandError> {
+        let command = domain::CivicAddressCommand::RemoveCivicAddress { id: id.clone() };
+        self.execute_civic_address(id, command, metadata).await
+    }
+
+    async fn execute_civic_address(
+        &self,
+        id: &Identifier,
+        command: domain::CivicAddressCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<domain::CivicAddress>, CommandError> {
+        self.with_retries(&Preconditions::none(), || async {
+            let mut loaded = self.store.load::<domain::CivicAddress>(id.as_str()).await?;
+            let events = decide(&mut loaded.aggregate, command.clone()).await?;
+            let mut changes = Changes::new();
+            changes.append::<domain::CivicAddress>(id.as_str(), loaded.version, &events)?;
             self.store.commit(changes, metadata).await?;
             loaded.version += events.len() as u64;
             Ok(loaded)
@@ -522,7 +568,7 @@ impl CommandService {
             preconditions.check(loaded.aggregate.state.is_some(), loaded.version)?;
             let events = decide(&mut loaded.aggregate, command.clone()).await?;
             let mut changes = Changes::new();
-            changes.append::<Consent>(tenant.as_str(), loaded.version, &events)?;
+            changes.append_after::<Consent>(tenant.as_str(), &loaded, &events)?;
             self.store.commit(changes, metadata).await?;
             loaded.version += events.len() as u64;
             Ok(loaded)

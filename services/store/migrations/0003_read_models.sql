@@ -50,18 +50,22 @@ CREATE TABLE read_consents
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
 
--- Civic addresses and their locations, as the backend reports them for a tenant.
+-- Civic addresses and their locations, as the backend reports them for a tenant; `address`
+-- is the API's TeamsCivicAddressResource.
 CREATE TABLE read_civic_addresses
 (
-    tenant_id         text        NOT NULL,
-    civic_address_id  text        NOT NULL,
+    civic_address_id  text PRIMARY KEY,
     version           bigint      NOT NULL,
+    deleted           boolean     NOT NULL DEFAULT false,
+    tenant_id         text,
     country           text,
     validation_status text,
-    address           jsonb       NOT NULL,
-    updated_at        timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, civic_address_id)
+    sync_status       text        NOT NULL,
+    address           jsonb,
+    updated_at        timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX read_civic_addresses_tenant ON read_civic_addresses (tenant_id, civic_address_id)
+    WHERE NOT deleted;
 
 -- One row per event: who, when, what, which ticket.
 CREATE TABLE audit_log

@@ -8,6 +8,7 @@
 //! hundred numbers of a batch — atomically. `EventStore::commit` therefore inserts the same rows
 //! postgres-es would, for any mix of aggregates, in one transaction. The primary key
 //! `(aggregate_type, aggregate_id, sequence)` turns a concurrent append into `StoreError::Conflict`.
+//! Every appended event's metadata carries its link in the tamper-evidence chain (`chain.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::cache::{AggregateCache, DEFAULT_CACHE_CAPACITY};
+use crate::chain::{CHAIN_KEY, ChainLink, EventContent, event_hash};
 use crate::metadata::EventMetadata;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,46 @@ pub enum StoreError {
 pub struct Loaded<A> {
     pub aggregate: A,
     pub version: u64,
+    /// The chain hash of the event at `head.version`, as read with it.
+    head: Option<ChainHead>,
+}
+
+/// The chain hash of the last event an aggregate was rebuilt from.
+#[derive(Debug, Clone)]
+struct ChainHead {
+    version: u64,
+    hash: String,
+}
+
+impl<A> Loaded<A> {
+    /// The chain hash of the event at `version`, when it was read with the aggregate (`None`
+    /// for a new aggregate, or once `version` was moved on).
+    pub fn last_hash(&self) -> Option<&str> {
+        self.head
+            .as_ref()
+            .filter(|head| head.version == self.version)
+            .map(|head| head.hash.as_str())
+    }
+}
+
+/// What the cache keeps of a rebuilt aggregate.
+#[derive(Clone)]
+struct Cached<A> {
+    aggregate: A,
+    head: Option<ChainHead>,
+}
+
+/// Where a queued event's `chain.previous` comes from.
+#[derive(Debug)]
+enum PreviousHash {
+    /// Sequence 1: none.
+    First,
+    /// The aggregate's last event, as loaded.
+    Known(String),
+    /// The event queued just before it.
+    Queued,
+    /// The stored event before it, read in the commit's transaction.
+    Stored,
 }
 
 /// The link between an account and a Teams tenant, maintained with the account's events.
@@ -57,6 +99,8 @@ pub enum TenantLink {
 #[derive(Debug, Default)]
 pub struct Changes {
     rows: Vec<SerializedEvent>,
+    /// One per row.
+    previous: Vec<PreviousHash>,
     tenant_links: Vec<TenantLink>,
 }
 
@@ -66,15 +110,45 @@ impl Changes {
     }
 
     /// Queues `events` for aggregate `id`, numbered after `after_version` (the version it was
-    /// loaded at). If another writer has appended since, the commit fails with `Conflict`.
+    /// loaded at). If another writer has appended since, the commit fails with `Conflict`. The
+    /// chain hash of the event at `after_version` is read when committing; `append_after` saves
+    /// that read.
     pub fn append<A: Aggregate>(
         &mut self,
         id: &str,
         after_version: u64,
         events: &[A::Event],
     ) -> Result<(), StoreError> {
+        self.queue::<A>(id, after_version, None, events)
+    }
+
+    /// Queues `events` for aggregate `id` after the state it was loaded in, as `append` does,
+    /// taking the chain hash of its last event from the load when it is known.
+    pub fn append_after<A: Aggregate>(
+        &mut self,
+        id: &str,
+        loaded: &Loaded<A>,
+        events: &[A::Event],
+    ) -> Result<(), StoreError> {
+        self.queue::<A>(id, loaded.version, loaded.last_hash(), events)
+    }
+
+    fn queue<A: Aggregate>(
+        &mut self,
+        id: &str,
+        after_version: u64,
+        last_hash: Option<&str>,
+        events: &[A::Event],
+    ) -> Result<(), StoreError> {
         for (offset, event) in events.iter().enumerate() {
             let payload = serde_json::to_value(event).map_err(StoreError::Serialize)?;
+            self.previous
+                .push(match (offset, after_version, last_hash) {
+                    (0, 0, _) => PreviousHash::First,
+                    (0, _, Some(hash)) => PreviousHash::Known(hash.to_string()),
+                    (0, _, None) => PreviousHash::Stored,
+                    _ => PreviousHash::Queued,
+                });
             self.rows.push(SerializedEvent::new(
                 id.to_string(),
                 (after_version as usize) + offset + 1,
@@ -124,6 +198,7 @@ impl<A: Default> Rebuild<A> {
             loaded: Loaded {
                 aggregate: A::default(),
                 version: 0,
+                head: None,
             },
             cached_at: None,
             stale: false,
@@ -131,8 +206,9 @@ impl<A: Default> Rebuild<A> {
     }
 }
 
-/// One stored event of a batch being rebuilt: aggregate id, sequence, type, version, payload.
-type EventRow = (String, i64, String, String, Value);
+/// One stored event of a batch being rebuilt: aggregate id, sequence, type, version, payload,
+/// chain hash.
+type EventRow = (String, i64, String, String, Value, Option<String>);
 
 impl EventStore {
     /// An event store keeping up to [`DEFAULT_CACHE_CAPACITY`] rebuilt aggregates in memory.
@@ -216,9 +292,13 @@ impl EventStore {
         }
         let mut rebuilds: Vec<Rebuild<A>> = distinct
             .iter()
-            .map(|id| match self.cache.get::<A>(A::TYPE, id) {
-                Some((aggregate, version)) => Rebuild {
-                    loaded: Loaded { aggregate, version },
+            .map(|id| match self.cache.get::<Cached<A>>(A::TYPE, id) {
+                Some((Cached { aggregate, head }, version)) => Rebuild {
+                    loaded: Loaded {
+                        aggregate,
+                        version,
+                        head,
+                    },
                     cached_at: Some(version),
                     stale: false,
                 },
@@ -258,9 +338,11 @@ impl EventStore {
         for (id, rebuild) in distinct.iter().zip(&rebuilds) {
             // Only what was read from the store, and only when it moved on.
             if rebuild.loaded.version > rebuild.cached_at.unwrap_or(0) {
-                let aggregate = rebuild.loaded.aggregate.clone();
-                self.cache
-                    .put(A::TYPE, id, aggregate, rebuild.loaded.version);
+                let cached = Cached {
+                    aggregate: rebuild.loaded.aggregate.clone(),
+                    head: rebuild.loaded.head.clone(),
+                };
+                self.cache.put(A::TYPE, id, cached, rebuild.loaded.version);
             }
         }
 
@@ -290,7 +372,8 @@ impl EventStore {
         after: &[i64],
     ) -> Result<Vec<EventRow>, StoreError> {
         let rows = sqlx::query_as(
-            "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload \
+            "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, \
+                    e.metadata->'chain'->>'hash' \
                FROM UNNEST($2::text[], $3::bigint[]) AS wanted(aggregate_id, after_sequence) \
                JOIN events e ON e.aggregate_type = $1 \
                             AND e.aggregate_id = wanted.aggregate_id \
@@ -313,7 +396,7 @@ impl EventStore {
         position: &HashMap<&str, usize>,
         rows: Vec<EventRow>,
     ) -> Result<(), StoreError> {
-        for (aggregate_id, sequence, event_type, event_version, payload) in rows {
+        for (aggregate_id, sequence, event_type, event_version, payload, hash) in rows {
             let Some(rebuild) = position
                 .get(aggregate_id.as_str())
                 .map(|&index| &mut rebuilds[index])
@@ -346,11 +429,15 @@ impl EventStore {
             })?;
             rebuild.loaded.aggregate.apply(payload);
             rebuild.loaded.version = sequence as u64;
+            rebuild.loaded.head = hash.map(|hash| ChainHead {
+                version: sequence as u64,
+                hash,
+            });
         }
         Ok(())
     }
 
-    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+    pub(crate) fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
         for upcaster in self.upcasters.iter() {
             if upcaster.can_upcast(&event.event_type, &event.event_version) {
                 event = upcaster.upcast(event);
@@ -359,7 +446,8 @@ impl EventStore {
         event
     }
 
-    /// Appends all queued events with `metadata`, in one transaction.
+    /// Appends all queued events with `metadata`, in one transaction; each event's metadata
+    /// gets its link in the chain (`chain.previous`, `chain.hash`).
     pub async fn commit(
         &self,
         changes: Changes,
@@ -369,6 +457,41 @@ impl EventStore {
             return Ok(());
         }
         let metadata = serde_json::to_value(metadata).map_err(StoreError::Serialize)?;
+        let mut tx = self.pool.begin().await?;
+        let stored = stored_hashes(&mut tx, &changes).await?;
+        let mut stored = stored.into_iter();
+        let mut chained = Vec::with_capacity(changes.rows.len());
+        let mut previous_hash: Option<String> = None;
+        for (row, previous) in changes.rows.iter().zip(&changes.previous) {
+            let previous = match previous {
+                PreviousHash::First => None,
+                PreviousHash::Known(hash) => Some(hash.clone()),
+                PreviousHash::Queued => previous_hash.take(),
+                PreviousHash::Stored => stored.next().flatten(),
+            };
+            let hash = event_hash(
+                previous.as_deref(),
+                &EventContent {
+                    aggregate_type: &row.aggregate_type,
+                    aggregate_id: &row.aggregate_id,
+                    sequence: row.sequence as i64,
+                    event_type: &row.event_type,
+                    event_version: &row.event_version,
+                    payload: &row.payload,
+                    metadata: &metadata,
+                },
+            );
+            let mut row_metadata = metadata.clone();
+            if let Value::Object(fields) = &mut row_metadata {
+                let link = ChainLink {
+                    previous,
+                    hash: hash.clone(),
+                };
+                fields.insert(CHAIN_KEY.to_string(), link.to_value());
+            }
+            chained.push(row_metadata);
+            previous_hash = Some(hash);
+        }
         let mut types = Vec::with_capacity(changes.rows.len());
         let mut ids = Vec::with_capacity(changes.rows.len());
         let mut sequences = Vec::with_capacity(changes.rows.len());
@@ -383,14 +506,14 @@ impl EventStore {
             versions.push(row.event_version);
             payloads.push(row.payload);
         }
-        let mut tx = self.pool.begin().await?;
-        // One statement for the whole batch; the metadata is shared by every row.
+        // One statement for the whole batch.
         let inserted = sqlx::query(
             "INSERT INTO events \
                (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             SELECT t, i, s, e, v, p, $7 \
-               FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[]) \
-                 AS rows(t, i, s, e, v, p)",
+             SELECT t, i, s, e, v, p, m \
+               FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], \
+                           $7::jsonb[]) \
+                 AS rows(t, i, s, e, v, p, m)",
         )
         .bind(&types)
         .bind(&ids)
@@ -398,7 +521,7 @@ impl EventStore {
         .bind(&event_types)
         .bind(&versions)
         .bind(&payloads)
-        .bind(&metadata)
+        .bind(&chained)
         .execute(&mut *tx)
         .await;
         if let Err(error) = inserted {
@@ -438,6 +561,43 @@ impl EventStore {
         .await?;
         Ok(names)
     }
+}
+
+/// The chain hashes of the stored events that queued rows marked `PreviousHash::Stored` follow,
+/// in the order of those rows, read with one query in the commit's transaction. `None` for an
+/// event without a chain, or one that is not there (`chain::verify` reports either).
+async fn stored_hashes(
+    tx: &mut sqlx::PgConnection,
+    changes: &Changes,
+) -> Result<Vec<Option<String>>, StoreError> {
+    let mut types = Vec::new();
+    let mut ids = Vec::new();
+    let mut sequences = Vec::new();
+    for (row, previous) in changes.rows.iter().zip(&changes.previous) {
+        if matches!(previous, PreviousHash::Stored) {
+            types.push(row.aggregate_type.as_str());
+            ids.push(row.aggregate_id.as_str());
+            sequences.push(row.sequence as i64 - 1);
+        }
+    }
+    if types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT wanted.n, e.metadata->'chain'->>'hash' \
+           FROM UNNEST($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY \
+                  AS wanted(aggregate_type, aggregate_id, sequence, n) \
+           LEFT JOIN events e ON e.aggregate_type = wanted.aggregate_type \
+                             AND e.aggregate_id = wanted.aggregate_id \
+                             AND e.sequence = wanted.sequence \
+          ORDER BY wanted.n",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(hashes.into_iter().map(|(_, hash)| hash).collect())
 }
 
 fn conflict_or(error: sqlx::Error) -> StoreError {

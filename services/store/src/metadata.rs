@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Who did it, when, and how to trace it. Stored as each event's `metadata` column; all events
-/// of one command share it.
+/// of one command share it. `EventStore::commit` adds each event's own `chain` key (its link in
+/// the tamper-evidence chain, `chain.rs`) when storing it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventMetadata {
     /// The caller's subject (the token's `sub`).
