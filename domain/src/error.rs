@@ -1,7 +1,7 @@
 //! Why a command was refused. One enum for the whole domain so that every edge (REST, NATS)
 //! maps refusals to wire codes in one place.
 
-use crate::values::{AccountName, E164, InvalidValue, RelationshipStatus, TenantId};
+use crate::values::{AccountName, E164, Identifier, InvalidValue, RelationshipStatus, TenantId};
 
 /// How a refusal should be reported, independent of transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub enum DomainError {
     NumberNotFound(E164),
     #[error("no request for information exists for tenant {0}")]
     ConsentNotFound(TenantId),
+    #[error("civic address {0} does not exist")]
+    CivicAddressNotFound(Identifier),
 
     #[error("number {number} already belongs to account '{owner}'")]
     NumberInAnotherAccount { number: E164, owner: AccountName },
@@ -82,7 +84,10 @@ impl DomainError {
     pub fn kind(&self) -> RefusalKind {
         use DomainError::*;
         match self {
-            AccountNotFound(_) | NumberNotFound(_) | ConsentNotFound(_) => RefusalKind::NotFound,
+            AccountNotFound(_)
+            | NumberNotFound(_)
+            | ConsentNotFound(_)
+            | CivicAddressNotFound(_) => RefusalKind::NotFound,
             NumberInAnotherAccount { .. }
             | AccountHasNumbers { .. }
             | TenantChangeWithNumbers { .. }
@@ -112,6 +117,7 @@ impl DomainError {
             AccountNotFound(_) => "AccountNotFound",
             NumberNotFound(_) => "NumberNotFound",
             ConsentNotFound(_) => "RequestForInformationNotFound",
+            CivicAddressNotFound(_) => "CivicAddressNotFound",
             NumberInAnotherAccount { .. } => "NumberInAnotherAccount",
             AccountHasNumbers { .. } => "AccountHasNumbers",
             TenantChangeWithNumbers { .. } => "TenantChangeNotAllowed",
@@ -145,6 +151,7 @@ impl DomainError {
                 Some("telephoneNumber".into())
             }
             ConsentNotFound(_) | ConsentRemoved(_) => Some("tenantId".into()),
+            CivicAddressNotFound(_) => Some("civicAddressId".into()),
             AccountHasNumbers { .. } => Some("deleteNumbers".into()),
             TenantChangeWithNumbers { .. } | TenantIdRequired { .. } => {
                 Some("serviceDetails.teamsTenantId".into())

@@ -2,6 +2,7 @@
 //! value types. Pure: it knows nothing of HTTP, SQL or NATS, and takes time from its commands.
 
 pub mod account;
+pub mod civic_address;
 pub mod consent;
 pub mod error;
 pub mod number;
@@ -9,6 +10,10 @@ pub mod service_details;
 pub mod values;
 
 pub use account::{Account, AccountCommand, AccountEvent, AccountState, NumberMembership};
+pub use civic_address::{
+    CivicAddress, CivicAddressCommand, CivicAddressEvent, CivicAddressReport, CivicAddressState,
+    Location, ValidationStatus,
+};
 pub use consent::{
     Consent, ConsentCommand, ConsentEvent, ConsentReport, ConsentState, Contact,
     CustomerRelationship, RelationshipChange,

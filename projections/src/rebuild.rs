@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cqrs_es::Aggregate;
-use domain::{Account, Consent, Number};
+use domain::{Account, CivicAddress, Consent, Number};
 use futures::TryStreamExt;
 use serde::de::DeserializeOwned;
 use sqlx::{Postgres, Transaction};
 use store::EventStore;
 
 use crate::ProjectionError;
-use crate::write::{Kind, Row, account_row, consent_row, number_row};
+use crate::write::{Kind, Row, account_row, civic_address_row, consent_row, number_row};
 
 /// What can be rebuilt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,10 +24,11 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Table(Kind::Account),
         Target::Table(Kind::Number),
         Target::Table(Kind::Consent),
+        Target::Table(Kind::CivicAddress),
         Target::AuditLog,
     ];
 
@@ -37,6 +38,7 @@ impl Target {
             "accounts" => Some(Target::Table(Kind::Account)),
             "numbers" => Some(Target::Table(Kind::Number)),
             "consents" => Some(Target::Table(Kind::Consent)),
+            "civicAddresses" => Some(Target::Table(Kind::CivicAddress)),
             "audit" => Some(Target::AuditLog),
             _ => None,
         }
@@ -47,6 +49,7 @@ impl Target {
             Target::Table(Kind::Account) => "accounts",
             Target::Table(Kind::Number) => "numbers",
             Target::Table(Kind::Consent) => "consents",
+            Target::Table(Kind::CivicAddress) => "civicAddresses",
             Target::AuditLog => "audit",
         }
     }
@@ -99,6 +102,10 @@ pub async fn rebuild(store: &EventStore, target: Target) -> Result<RebuildReport
         Target::Table(Kind::Consent) => {
             replay::<Consent>(store, Kind::Consent, &fresh, &watermark, consent_row_of).await?
         }
+        Target::Table(Kind::CivicAddress) => {
+            replay::<CivicAddress>(store, Kind::CivicAddress, &fresh, &watermark, civic_row_of)
+                .await?
+        }
         Target::AuditLog => copy_audit(store, &fresh, &watermark).await?,
     };
 
@@ -131,6 +138,16 @@ pub async fn rebuild(store: &EventStore, target: Target) -> Result<RebuildReport
         Target::Table(Kind::Consent) => {
             catch_up_locked::<Consent>(&mut tx, Kind::Consent, &fresh, &watermark, consent_row_of)
                 .await?
+        }
+        Target::Table(Kind::CivicAddress) => {
+            catch_up_locked::<CivicAddress>(
+                &mut tx,
+                Kind::CivicAddress,
+                &fresh,
+                &watermark,
+                civic_row_of,
+            )
+            .await?
         }
         Target::AuditLog => copy_audit_in(&mut tx, &fresh, &watermark).await?,
     };
@@ -166,6 +183,10 @@ fn number_row_of(aggregate: &Number) -> Row {
 
 fn consent_row_of(aggregate: &Consent) -> Row {
     consent_row(aggregate.state.as_ref())
+}
+
+fn civic_row_of(aggregate: &CivicAddress) -> Row {
+    civic_address_row(aggregate.state.as_ref())
 }
 
 /// Folds every event of `kind` committed before `watermark`, in commit order, and writes the
@@ -268,7 +289,7 @@ async fn insert_rows(
         "version".into(),
         "deleted".into(),
         "sync_status".into(),
-        "state".into(),
+        kind.state_column().to_string(),
     ];
     let mut selects = vec![
         "k".to_string(),
@@ -296,7 +317,7 @@ async fn insert_rows(
         aliases.push(format!("t{i}"));
         parameter += 1;
     }
-    if kind != Kind::Consent {
+    if kind.has_services() {
         columns.push("services".into());
         selects.push("sv::text[]".into());
         unnest.push(format!("${parameter}::text[]"));
@@ -325,7 +346,7 @@ async fn insert_rows(
     for values in texts {
         query = query.bind(values);
     }
-    if kind != Kind::Consent {
+    if kind.has_services() {
         query = query.bind(services);
     }
     if kind == Kind::Account {
@@ -415,7 +436,7 @@ const AUDIT_COPY: &str = "INSERT INTO {table} (global_position, aggregate_type, 
             metadata->>'correlation_id', metadata->>'client_request_id', \
             (metadata->>'time')::timestamptz \
        FROM events \
-      WHERE aggregate_type IN ('account', 'number', 'consent') AND {condition} \
+      WHERE aggregate_type IN ('account', 'number', 'consent', 'civicAddress') AND {condition} \
      ON CONFLICT (global_position) DO NOTHING";
 
 async fn copy_audit(

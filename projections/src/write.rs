@@ -3,7 +3,11 @@
 //! only when that is newer than what the row holds; the audit rows of the events in between go
 //! in the same transaction.
 
-use domain::{Account, AccountState, Consent, ConsentState, Number, NumberState, Service};
+use domain::{
+    Account, AccountState, CivicAddress, CivicAddressState, Consent, ConsentState, Number,
+    NumberState, Service,
+};
+use serde_json::json;
 use sqlx::{Postgres, Transaction};
 use store::{EventStore, Loaded};
 
@@ -15,6 +19,7 @@ pub enum Kind {
     Account,
     Number,
     Consent,
+    CivicAddress,
 }
 
 impl Kind {
@@ -23,6 +28,7 @@ impl Kind {
             "account" => Some(Kind::Account),
             "number" => Some(Kind::Number),
             "consent" => Some(Kind::Consent),
+            "civicAddress" => Some(Kind::CivicAddress),
             _ => None,
         }
     }
@@ -32,6 +38,21 @@ impl Kind {
             Kind::Account => "account",
             Kind::Number => "number",
             Kind::Consent => "consent",
+            Kind::CivicAddress => "civicAddress",
+        }
+    }
+
+    /// Accounts and numbers list the services they use.
+    pub fn has_services(self) -> bool {
+        matches!(self, Kind::Account | Kind::Number)
+    }
+
+    /// The column holding the row's JSON: the domain state, or for civic addresses the API's
+    /// resource.
+    pub fn state_column(self) -> &'static str {
+        match self {
+            Kind::CivicAddress => "address",
+            _ => "state",
         }
     }
 
@@ -41,6 +62,7 @@ impl Kind {
             Kind::Account => ("read_accounts", "name"),
             Kind::Number => ("read_numbers", "telephone_number"),
             Kind::Consent => ("read_consents", "tenant_id"),
+            Kind::CivicAddress => ("read_civic_addresses", "civic_address_id"),
         }
     }
 }
@@ -91,6 +113,13 @@ pub async fn rebuilt_row(
         Kind::Consent => {
             let loaded: Loaded<Consent> = store.load::<Consent>(id).await?;
             (loaded.version, consent_row(loaded.aggregate.state.as_ref()))
+        }
+        Kind::CivicAddress => {
+            let loaded: Loaded<CivicAddress> = store.load::<CivicAddress>(id).await?;
+            (
+                loaded.version,
+                civic_address_row(loaded.aggregate.state.as_ref()),
+            )
         }
     })
 }
@@ -201,6 +230,77 @@ pub fn consent_row(state: Option<&ConsentState>) -> Row {
     }
 }
 
+pub fn civic_address_row(state: Option<&CivicAddressState>) -> Row {
+    let Some(state) = state else {
+        return deleted_row(Kind::CivicAddress);
+    };
+    let report = &state.report;
+    let resource = json!({
+        "id": state.id.as_str(),
+        "tenantId": state.tenant_id.as_str(),
+        "country": report.country.as_str(),
+        "houseNumber": report.house_number,
+        "houseNumberSuffix": report.house_number_suffix,
+        "preDirectional": report.pre_directional,
+        "streetName": report.street_name,
+        "streetSuffix": report.street_suffix,
+        "postDirectional": report.post_directional,
+        "stateOrProvince": report.state_or_province,
+        "countyOrDistrict": report.county_or_district,
+        "cityOrTown": report.city_or_town,
+        "cityOrTownAlias": report.city_or_town_alias,
+        "postalOrZipCode": report.postal_or_zip_code,
+        "description": report.description,
+        "companyName": report.company_name,
+        "companyId": report.company_id,
+        "defaultLocationId": report.default_location_id.as_ref().map(|l| l.as_str()),
+        "validationStatus": report.validation_status.as_str(),
+        "partnerId": report.partner_id,
+        "latitude": report.latitude,
+        "longitude": report.longitude,
+        "locations": report.locations.iter().map(|l| json!({
+            "id": l.id.as_str(),
+            "civicAddressId": state.id.as_str(),
+            "description": l.description,
+            "additionalInfo": l.additional_info,
+            "isDefault": l.is_default,
+            "elin": l.elin,
+        })).collect::<Vec<_>>(),
+    });
+    // The API leaves out what the backend did not report.
+    let resource = strip_nulls(resource);
+    Row {
+        deleted: false,
+        text: vec![
+            ("tenant_id", Some(state.tenant_id.to_string())),
+            ("country", Some(report.country.to_string())),
+            (
+                "validation_status",
+                Some(report.validation_status.as_str().to_string()),
+            ),
+        ],
+        services: Vec::new(),
+        number_count: None,
+        state: Some(resource),
+        sync_status: "synced".to_string(),
+    }
+}
+
+fn strip_nulls(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(strip_nulls).collect())
+        }
+        other => other,
+    }
+}
+
 /// The filter columns of each table besides key, version, services and counts.
 fn text_columns(kind: Kind) -> &'static [&'static str] {
     match kind {
@@ -212,6 +312,7 @@ fn text_columns(kind: Kind) -> &'static [&'static str] {
             "custom_sip_header",
         ],
         Kind::Consent => &["status", "relationship_status"],
+        Kind::CivicAddress => &["tenant_id", "country", "validation_status"],
     }
 }
 
@@ -251,7 +352,7 @@ pub async fn write_row(
         "version",
         "deleted",
         "sync_status",
-        "state",
+        kind.state_column(),
         "updated_at",
     ];
     let mut values = vec!["$1", "$2", "$3", "$4", "$5", "now()"];
@@ -263,7 +364,7 @@ pub async fn write_row(
         next += 1;
     }
     let services_at = placeholders[next];
-    if kind != Kind::Consent {
+    if kind.has_services() {
         columns.push("services");
         values.push(services_at);
         next += 1;
@@ -294,7 +395,7 @@ pub async fn write_row(
     for (_, value) in row.text {
         query = query.bind(value);
     }
-    if kind != Kind::Consent {
+    if kind.has_services() {
         query = query.bind(row.services);
     }
     if kind == Kind::Account {

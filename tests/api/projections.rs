@@ -202,6 +202,7 @@ async fn a_rebuild_under_live_writes_ends_identical_to_the_live_tables() {
     let _read = ReadSide::start(&app).await;
     app.put_account("contoso", &account_body("contoso")).await;
     app.record_consent(TENANT).await;
+    app.record_civic_address(TENANT, "addr-1", "Redmond").await;
     let seed: Vec<Value> = (0..100)
         .map(|i| number_body("contoso", &format!("+1666000{i:04}")))
         .collect();
@@ -260,6 +261,11 @@ async fn a_rebuild_under_live_writes_ends_identical_to_the_live_tables() {
         ("read_accounts", "name", Kind::Account),
         ("read_numbers", "telephone_number", Kind::Number),
         ("read_consents", "tenant_id", Kind::Consent),
+        (
+            "read_civic_addresses",
+            "civic_address_id",
+            Kind::CivicAddress,
+        ),
     ] {
         let expected = format!("{table}_expected");
         sqlx::query(&format!(
@@ -291,4 +297,45 @@ async fn a_rebuild_under_live_writes_ends_identical_to_the_live_tables() {
         .await
         .expect("audit");
     assert_eq!(audit, app.event_count().await);
+}
+
+#[tokio::test]
+async fn civic_addresses_are_projected_as_the_api_shows_them() {
+    let app = spawn_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.record_civic_address(TENANT, "addr-1", "Redmond").await;
+    app.record_civic_address(TENANT, "addr-2", "Seattle").await;
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let address = row(
+        &app,
+        "SELECT address FROM read_civic_addresses WHERE civic_address_id = $1",
+        "addr-1",
+    )
+    .await;
+    assert_eq!(address["id"], "addr-1");
+    assert_eq!(address["tenantId"], TENANT);
+    assert_eq!(address["cityOrTown"], "Redmond");
+    assert_eq!(address["validationStatus"], "validated");
+    assert_eq!(address["locations"][0]["elin"], "ELIN-1");
+    assert_eq!(address["locations"][0]["civicAddressId"], "addr-1");
+    assert!(
+        address.get("houseNumberSuffix").is_none(),
+        "unreported fields are left out"
+    );
+
+    app.commands
+        .remove_civic_address(
+            &domain::Identifier::parse("addr-2").expect("id"),
+            &store::EventMetadata::system("test-backend-sync"),
+        )
+        .await
+        .expect("removed");
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let removed = row(
+        &app,
+        "SELECT to_json(deleted) FROM read_civic_addresses WHERE civic_address_id = $1",
+        "addr-2",
+    )
+    .await;
+    assert_eq!(removed, json!(true));
 }

@@ -61,18 +61,19 @@ pub async fn unprojected(app: &TestApp) -> (i64, i64) {
     let rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ( \
             SELECT aggregate_type, aggregate_id, max(sequence) AS v FROM events \
-             WHERE aggregate_type IN ('account', 'number', 'consent') GROUP BY 1, 2) e \
+             WHERE aggregate_type IN ('account', 'number', 'consent', 'civicAddress') GROUP BY 1, 2) e \
          LEFT JOIN read_accounts a ON e.aggregate_type = 'account' AND a.name = e.aggregate_id \
          LEFT JOIN read_numbers n ON e.aggregate_type = 'number' AND n.telephone_number = e.aggregate_id \
          LEFT JOIN read_consents c ON e.aggregate_type = 'consent' AND c.tenant_id = e.aggregate_id \
-         WHERE coalesce(a.version, n.version, c.version, 0) <> e.v",
+         LEFT JOIN read_civic_addresses v ON e.aggregate_type = 'civicAddress' AND v.civic_address_id = e.aggregate_id \
+         WHERE coalesce(a.version, n.version, c.version, v.version, 0) <> e.v",
     )
     .fetch_one(&app.pool)
     .await
     .expect("rows behind");
     let audit: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events e \
-          WHERE e.aggregate_type IN ('account', 'number', 'consent') \
+          WHERE e.aggregate_type IN ('account', 'number', 'consent', 'civicAddress') \
             AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.global_position = e.global_position)",
     )
     .fetch_one(&app.pool)
