@@ -304,7 +304,9 @@ fn lex(input: &str) -> Result<Vec<Spanned>, FilterError> {
                 }
                 tokens.push((Token::Word(chars[start..i].iter().collect()), position));
             }
-            c if c.is_ascii_digit() || c == '-' => {
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
+            {
                 let start = i;
                 i += 1;
                 while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {

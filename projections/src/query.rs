@@ -2,9 +2,9 @@
 //! and the dashboard's aggregates. Rows hold the domain's state as serde wrote it; this module
 //! gives it back typed, and the API turns it into wire resources.
 //!
-//! `read_civic_addresses.address` holds a civic address as the backend reports it, in the API's
-//! wire shape (`TeamsCivicAddressResource`, camelCase); the key columns win over any `id` or
-//! `tenantId` inside it.
+//! `read_civic_addresses.address` holds a civic address in the API's wire shape
+//! (`TeamsCivicAddressResource`, camelCase); the key columns win over any `id` or `tenantId`
+//! inside it.
 
 use chrono::{DateTime, Utc};
 use domain::{AccountState, ConsentState, NumberState};
@@ -59,7 +59,7 @@ pub struct ConsentRow {
 /// A civic address row.
 #[derive(Debug, Clone)]
 pub struct CivicAddressRow {
-    pub tenant_id: String,
+    pub tenant_id: Option<String>,
     pub civic_address_id: String,
     pub address: serde_json::Value,
 }
@@ -103,7 +103,7 @@ const CIVIC_ADDRESSES: Source = Source {
     from: "read_civic_addresses c",
     select: "c.tenant_id, c.civic_address_id, c.address",
     key: "c.civic_address_id",
-    live: "true",
+    live: "NOT c.deleted",
 };
 
 fn bind_all<'q>(
@@ -248,10 +248,14 @@ pub async fn consents(pool: &PgPool, query: &ListQuery) -> Result<Listed<Consent
 }
 
 fn civic_address_row(row: &PgRow) -> Result<CivicAddressRow, QueryError> {
+    let address: Option<serde_json::Value> = row.try_get("address")?;
     Ok(CivicAddressRow {
         tenant_id: row.try_get("tenant_id")?,
         civic_address_id: row.try_get("civic_address_id")?,
-        address: row.try_get("address")?,
+        address: address.ok_or_else(|| QueryError::Corrupt {
+            what: "civic address",
+            reason: "a live row without its address".to_string(),
+        })?,
     })
 }
 
@@ -280,7 +284,7 @@ pub async fn civic_address(
 ) -> Result<Option<CivicAddressRow>, QueryError> {
     let row = sqlx::query(
         "SELECT tenant_id, civic_address_id, address FROM read_civic_addresses \
-          WHERE tenant_id = $1 AND civic_address_id = $2",
+          WHERE tenant_id = $1 AND civic_address_id = $2 AND NOT deleted",
     )
     .bind(tenant)
     .bind(id)

@@ -3,13 +3,16 @@
 
 mod accounts;
 mod asyncapi;
+mod audit;
 mod auth_matrix;
 mod bad_input;
 mod concurrency;
 mod consents;
+mod dashboard;
 mod etags;
 mod event_store;
 mod examples;
+mod lists;
 mod nats_api;
 mod numbers;
 mod projections;

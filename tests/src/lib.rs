@@ -49,6 +49,11 @@ pub struct TestApp {
 
 /// Starts nmp on 127.0.0.1:0 with an HS256 secret and a fresh database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// `spawn_app`, with the HTTP state changed by `configure` before nmp serves (a live feed, …).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut api::AppState)) -> TestApp {
     let database = format!("nmp_test_{}", uuid::Uuid::new_v4().simple());
     let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
     let settings = nmp::Settings {
@@ -61,7 +66,7 @@ pub async fn spawn_app() -> TestApp {
         },
         ..Default::default()
     };
-    let (state, _) = nmp::build_state(
+    let (mut state, _) = nmp::build_state(
         &settings,
         nmp::Components {
             api: true,
@@ -71,6 +76,7 @@ pub async fn spawn_app() -> TestApp {
     )
     .await
     .expect("nmp starts");
+    configure(&mut state);
     let pool = state.commands.store().pool().clone();
     let commands = state.commands.clone();
     let app_state = state.clone();
@@ -388,5 +394,49 @@ impl TestApp {
         self.client
             .request(method, format!("{}{path}", self.address))
             .bearer_auth(self.admin())
+    }
+}
+
+impl TestApp {
+    /// Records a civic address of `tenant` as the backend sync will, through the command side.
+    pub async fn record_civic_address(&self, tenant: &str, id: &str, city: &str) {
+        let report = domain::CivicAddressReport {
+            country: CountryCode::parse("US").expect("country"),
+            house_number: Some("1".to_string()),
+            house_number_suffix: None,
+            pre_directional: None,
+            street_name: Some("Microsoft Way".to_string()),
+            street_suffix: None,
+            post_directional: None,
+            state_or_province: Some("WA".to_string()),
+            county_or_district: None,
+            city_or_town: Some(city.to_string()),
+            city_or_town_alias: None,
+            postal_or_zip_code: Some("98052".to_string()),
+            description: Some("Head office".to_string()),
+            company_name: Some("Contoso".to_string()),
+            company_id: None,
+            default_location_id: Some(Identifier::parse(format!("{id}-floor-1")).expect("id")),
+            validation_status: domain::ValidationStatus::Validated,
+            partner_id: None,
+            latitude: Some("47.64".to_string()),
+            longitude: Some("-122.13".to_string()),
+            locations: vec![domain::Location {
+                id: Identifier::parse(format!("{id}-floor-1")).expect("id"),
+                description: Some("Floor 1".to_string()),
+                additional_info: None,
+                is_default: true,
+                elin: Some("ELIN-1".to_string()),
+            }],
+        };
+        self.commands
+            .record_civic_address(
+                &Identifier::parse(id).expect("id"),
+                &TenantId::parse(tenant).expect("tenant"),
+                report,
+                &EventMetadata::system("test-backend-sync"),
+            )
+            .await
+            .expect("civic address recorded");
     }
 }

@@ -16,7 +16,6 @@ use std::future::Future;
 
 pub use axum::http::StatusCode;
 
-pub 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
@@ -27,6 +26,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+pub use crate::routes::dashboard::{FeedEvent, FeedItem};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -39,6 +39,11 @@ pub struct AppState {
     pub serve_api: bool,
     /// Components that report metrics, rendered in order by `GET /metrics`.
     pub metrics: Vec<MetricsRenderer>,
+    /// Where `GET /dashboard/feed` takes live events from; `None` answers 503.
+    pub feed: Option<tokio::sync::broadcast::Sender<FeedItem>>,
+    /// The CloudEvents `source` of this installation's events (`urn:nmp:<NATS prefix>`), as
+    /// the relay publishes them and the audit export writes them.
+    pub event_source: String,
 }
 
 /// Appends a component's metrics, in the Prometheus text format, to the page.
@@ -50,6 +55,9 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::accounts::router())
         .merge(routes::numbers::router())
         .merge(routes::consents::router())
+        .merge(routes::lists::router())
+        .merge(routes::dashboard::router())
+        .merge(routes::audit::router())
         // Innermost first: repeatability needs the caller, so authentication runs before it;
         // api-version is checked once the caller is known.
         .layer(axum::middleware::from_fn_with_state(
@@ -107,6 +115,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Open live feeds end when shutdown starts; the server waits for open responses.
+    let feed = state.feed.clone();
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(feed) = feed {
+            let _ = feed.send(FeedItem::ShuttingDown);
+        }
+    };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, consents, numbers};
+use crate::routes::{accounts, audit, consents, dashboard, lists, numbers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,7 +13,11 @@ use crate::routes::{accounts, consents, numbers};
                        api-version 2024-02-29-preview. Every operation takes `api-version`. \
                        Writes accept `Repeatability-Request-ID` / `Repeatability-First-Sent`, \
                        `If-Match` / `If-None-Match`, and `x-nmp-ticket-id` (the operator's \
-                       ticket, at most 64 characters)."
+                       ticket, at most 64 characters). Lists take `top`, `skip`, \
+                       `maxpagesize` (1–500, default 200), `countRecords` and `filter`: \
+                       `field eq 'v'`, `ne`, `startswith(field, 'prefix')`, `and`, `or`, `not`, \
+                       parentheses; strings in single quotes ('' for a quote), `true`, \
+                       `false`, `null`."
     ),
     paths(
         accounts::get_account,
@@ -26,7 +30,22 @@ use crate::routes::{accounts, consents, numbers};
         numbers::delete_number,
         consents::get_request_for_information,
         consents::patch_request_for_information,
+        audit::history,
+        audit::as_of,
+        audit::export,
+        lists::list_accounts,
+        lists::list_account_numbers,
+        lists::list_numbers,
+        lists::list_requests_for_information,
+        lists::list_civic_addresses,
+        lists::get_civic_address,
+        dashboard::number_totals,
+        dashboard::consent_totals,
+        dashboard::activity,
+        dashboard::feed,
     ),
+    tags((name = "Dashboard", description = "nmp's own, beyond the Provisioning API: totals, \
+        recent activity and a live feed of changes (Server-Sent Events); all need Read.")),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

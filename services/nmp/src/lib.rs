@@ -1,6 +1,7 @@
 //! Start-up of nmp as a library, so tests start it exactly as `nmp serve` does: settings in,
 //! running components out.
 
+pub mod feed;
 pub mod settings;
 
 use std::future::Future;
@@ -78,6 +79,8 @@ pub async fn build_state(
         repeatability: RepeatabilityStore::new(pool),
         serve_api: components.api,
         metrics: Vec::new(),
+        feed: None,
+        event_source: format!("urn:nmp:{}", settings.nats.prefix),
     };
     Ok((state, key_source))
 }
@@ -179,7 +182,9 @@ pub async fn rebuild_projections(settings: &Settings, names: &[String]) -> anyho
             .iter()
             .map(|name| {
                 projections::Target::parse(name).with_context(|| {
-                    format!("unknown read model '{name}'; choose accounts, numbers, consents or audit")
+                    format!(
+                        "unknown read model '{name}'; choose accounts, numbers, consents or audit"
+                    )
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?

@@ -1,5 +1,8 @@
 //! `nmp`: serve the platform, or mint a development token.
 
+mod audit;
+mod bench;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,6 +45,32 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         ttl_minutes: u64,
     },
+    /// Read models: `nmp projections rebuild [accounts|numbers|consents|audit]...`.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionsAction,
+    },
+    /// For auditors: verify the events' tamper-evidence chains, or export events as CloudEvents
+    /// JSON Lines (`nmp audit verify`, `nmp audit export --from … --to …`).
+    Audit {
+        #[command(subcommand)]
+        command: audit::Audit,
+    },
+    /// Measure a component against the local PostgreSQL and NATS (`nmp bench relay`).
+    Bench {
+        #[command(subcommand)]
+        target: bench::Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsAction {
+    /// Replay the event store into fresh read tables and swap them in, while nmp keeps
+    /// running (all tables when none is named).
+    Rebuild {
+        /// accounts, numbers, consents or audit.
+        names: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +79,11 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve { components } => serve(settings, components).await,
+        Command::Audit { command } => audit::run(&settings, command).await,
+        Command::Bench { target } => bench::run(target).await,
+        Command::Projections {
+            action: ProjectionsAction::Rebuild { names },
+        } => nmp::rebuild_projections(&settings, &names).await,
         Command::Token {
             roles,
             subject,
@@ -85,7 +119,18 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
         state.metrics.push(metrics);
         background.push(task);
     }
+    if components.projector {
+        let store = state.commands.store().clone();
+        let (task, status) = nmp::start_projector(&settings.nats, nats.clone(), store)?;
+        let metrics: api::MetricsRenderer =
+            std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
+        state.metrics.push(metrics);
+        background.push(task);
+    }
     if components.api {
+        let feed = nmp::feed::channel();
+        background.push(nmp::feed::start(&settings.nats, nats.clone(), feed.clone()).await?);
+        state.feed = Some(feed);
         background.push(nmp::start_nats_api(&settings.nats, nats, state.clone())?);
     }
     if key_source == KeySource::Development {
