@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::context::Caller;
 use crate::error::ApiError;
+use crate::routes::lists::origin;
 use crate::wire::account::AccountResource;
 use crate::wire::consent::RequestForInformationResource;
 use crate::wire::number::NumberResource;
@@ -496,31 +497,6 @@ fn integer_parameter(
         )
         .with_target(name)),
     }
-}
-
-/// `scheme://host` of the request as the client reached nmp (`X-Forwarded-Proto` when a proxy
-/// set it, then the `Host` header), for absolute `nextLink`s as the lists write them.
-fn origin(uri: &Uri, headers: &HeaderMap) -> String {
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| v == "http" || v == "https")
-        .or_else(|| uri.scheme_str().map(str::to_string))
-        .unwrap_or_else(|| "http".to_string());
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
-        })
-        .map(str::to_string)
-        .or_else(|| uri.authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| "localhost".to_string());
-    format!("{scheme}://{host}")
 }
 
 /// Percent-encodes all but RFC 3986's unreserved characters.

@@ -324,7 +324,7 @@ fn encode(text: &str) -> String {
 
 /// `scheme://host` of the request, as the client reached nmp: `X-Forwarded-Proto` (http or
 /// https) when a proxy set it, the `Host` header (or the URI's authority).
-fn origin(uri: &Uri, headers: &HeaderMap) -> String {
+pub(crate) fn origin(uri: &Uri, headers: &HeaderMap) -> String {
     let forwarded = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
