@@ -1,4 +1,5 @@
 //! `nmp bench relay`: measures the relay against the real PostgreSQL and NATS.
+//! `nmp bench projections`: measures the read side (see `projections_bench` below).
 //!
 //! Throughput: N events are appended straight into `events` in large multi-row INSERTs and
 //! committed before the relay starts; the clock runs from the relay's start to the last
@@ -18,9 +19,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_nats::jetstream;
 use clap::{Args, Subcommand};
+use projections::filter;
+use projections::query::{self, ListQuery};
 use relay::{AckObserver, Relay, RelaySettings, StreamSettings};
 use serde_json::json;
 use sqlx::PgPool;
+use store::{EventMetadata, EventStore};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The issue's goals, against which the report says "met" or "MISSED".
@@ -36,6 +40,9 @@ const LOCAL_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 pub enum Bench {
     /// Relay publish throughput and commit-to-ack latency (fresh database and stream).
     Relay(RelayArgs),
+    /// Read side: seed, rebuild, list and count queries, projection lag (fresh database and
+    /// stream).
+    Projections(ProjectionsArgs),
 }
 
 #[derive(Args)]
@@ -66,11 +73,18 @@ pub struct RelayArgs {
 }
 
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
+    // The projections bench runs statements over 1 s on purpose (seed, rebuild): sqlx's
+    // slow-statement warnings would drown its report.
+    let default = match bench {
+        Bench::Relay(_) => "warn",
+        Bench::Projections(_) => "warn,sqlx::query=error,sqlx::postgres::notice=error",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).init();
     match bench {
         Bench::Relay(args) => relay_bench(args).await,
+        Bench::Projections(args) => projections_bench(args).await,
     }
 }
 
@@ -656,4 +670,1898 @@ async fn forget_checkpoint(database_url: &str, prefix: &str) -> anyhow::Result<(
         .execute(&mut connection)
         .await?;
     Ok(())
+}
+
+// ==== nmp bench projections ==================================================================
+//
+// Issue 4's goals for the read side: with 1,000,000 numbers across 1,000 accounts, a filtered,
+// paged list p99 <= 20 ms and a count <= 100 ms; projection lag p99 <= 200 ms at 1,000 events/s;
+// rebuild >= 20,000 events/s. Phases, in a fresh database and on a fresh stream (both removed
+// afterwards):
+//
+// 1. Seed: the events the API and the backend's answers would have written for the accounts and
+//    numbers go straight into `events` in multi-row INSERTs, with correct sequences and real
+//    tamper-evidence chains. Per account an AccountCreated (Operator Connect on, some with Zoom
+//    or Call Protection) and mostly an AccountProvisioned; per batch of 100 numbers one
+//    transaction of 100 NumberAdded and the account's NumbersAdded; then per number, mostly, its
+//    NumberProvisioned or NumberProvisioningFailed.
+// 2. Rebuild: `projections::rebuild` of numbers, accounts and the audit log on the seeded store;
+//    events replayed per second of each. This fills the read tables for the next phases.
+// 3. Lists and counts: `projections::query::{numbers, accounts}`, the functions the list
+//    endpoints call, one at a time: pages of 200 at random skips within the result, and totals
+//    (countRecords). A case whose p99 misses its goal gets an EXPLAIN (ANALYZE, BUFFERS).
+// 4. Lag: a relay (starting where the seed ends) and a projector on the pool and event store the
+//    command service uses, as `nmp serve` runs them; writers update existing numbers through
+//    `CommandService::upsert_numbers` at a fixed rate. For one event in `rate / 100`, a
+//    dedicated connection polls the number's read row every 1-2 ms; the lag is the time from the
+//    command returning (its COMMIT done) to the poll that saw the row at that version.
+
+/// The issue's goals, against which the report says "met" or "MISSED".
+const GOAL_LIST_P99_MS: f64 = 20.0;
+const GOAL_COUNT_P99_MS: f64 = 100.0;
+const GOAL_LAG_P99_MS: f64 = 200.0;
+const GOAL_REBUILD_EVENTS_PER_SEC: f64 = 20_000.0;
+/// Numbers per seeded upsert command (and per NumbersAdded), as a BSS would batch them.
+const SEED_BATCH: u64 = 100;
+/// Rows per page: the lists' default `maxpagesize`.
+const PAGE_SIZE: u64 = 200;
+/// The catch-up sub-phase commits `rate` × this many events, 100 per command.
+const CATCH_UP_SECONDS: u64 = 10;
+const CATCH_UP_BATCH: u64 = 100;
+/// Catch-up commands are numbered from here on, past any lag-phase command.
+const CATCH_UP_GROUPS_FROM: u64 = 1 << 40;
+/// At most this many watched events are polled at once, the oldest first: the projector works
+/// through the stream roughly in order, and a backlog must not make the poll itself heavy.
+const LAG_POLL_WINDOW: usize = 64;
+/// Events of the lag phase polled per second (one in `rate / LAG_SAMPLES_PER_SEC`).
+const LAG_SAMPLES_PER_SEC: u64 = 100;
+/// Pause between two polls of the read rows in the lag phase.
+const LAG_POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// Connections of the pool shared by the command service, relay and projector: `nmp serve`'s
+/// default `database_max_connections`.
+const SERVE_POOL: u32 = 20;
+/// Number ids are `+1<2 + a / 1000><a % 1000:03><k:06>`: at most 5,000 accounts (no toll-free
+/// `+18…` prefix) and 1,000,000 numbers per account.
+const MAX_ACCOUNTS: u64 = 5_000;
+const MAX_NUMBERS_PER_ACCOUNT: u64 = 1_000_000;
+const USAGES: [&str; 3] = [
+    "CallingUserAssignment",
+    "FirstPartyAppAssignment",
+    "ConferenceAssignment",
+];
+
+#[derive(Args)]
+pub struct ProjectionsArgs {
+    /// Numbers seeded.
+    #[arg(long, default_value_t = 1_000_000)]
+    numbers: u64,
+    /// Accounts the numbers are spread over, evenly (at most 5,000).
+    #[arg(long, default_value_t = 1_000)]
+    accounts: u64,
+    /// Events per second committed through the command service in the lag phase.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Length of the lag phase in seconds.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// List queries timed, and as many counts.
+    #[arg(long, default_value_t = 500)]
+    queries: u64,
+    /// Concurrent writers in the lag phase.
+    #[arg(long, default_value_t = 8)]
+    writers: u64,
+    /// Numbers per upsert command in the lag phase (one NumberUpdated event each).
+    #[arg(long, default_value_t = 1)]
+    batch: u64,
+    /// Connections loading the seed side by side, each fed by its own generating thread.
+    #[arg(long, default_value_t = 2)]
+    loaders: u64,
+    /// NATS server with JetStream; the bench creates a fresh stream and deletes it afterwards.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+}
+
+async fn projections_bench(args: ProjectionsArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=MAX_ACCOUNTS).contains(&args.accounts),
+        "--accounts must be 1 to {MAX_ACCOUNTS}"
+    );
+    anyhow::ensure!(
+        args.numbers >= args.accounts
+            && args.numbers.div_ceil(args.accounts) <= MAX_NUMBERS_PER_ACCOUNT,
+        "--numbers must be at least --accounts and at most {MAX_NUMBERS_PER_ACCOUNT} per account"
+    );
+    anyhow::ensure!(
+        args.rate > 0 && args.seconds > 0 && args.queries > 0,
+        "--rate, --seconds and --queries must be positive"
+    );
+    anyhow::ensure!(
+        args.writers > 0 && args.loaders > 0,
+        "--writers and --loaders must be at least 1"
+    );
+    anyhow::ensure!(
+        args.batch > 0 && args.batch <= args.numbers / args.accounts,
+        "--batch must be 1 to the numbers of one account"
+    );
+    let run_id = random_u64();
+    let prefix = format!("bench_{:08x}", run_id as u32);
+    let database = format!("nmp_bench_{:08x}", run_id as u32);
+    let database_url = format!("{LOCAL_SERVER}/{database}");
+    let client = async_nats::connect(&args.nats_url)
+        .await
+        .with_context(|| format!("cannot reach NATS at {}", args.nats_url))?;
+    let jetstream = jetstream::new(client);
+    let stream = StreamSettings::new(&prefix)?;
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "nmp bench projections: {cpus} CPUs, database {database}, stream {}; {} numbers across {} accounts",
+        stream.stream_name(),
+        args.numbers,
+        args.accounts
+    );
+
+    let outcome = tokio::select! {
+        outcome = measure_projections(&args, &database_url, &jetstream, &stream, run_id) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+
+    // Clean up whatever happened above; the stream exists only once the lag phase began.
+    if jetstream.get_stream(stream.stream_name()).await.is_ok()
+        && let Err(error) = jetstream.delete_stream(stream.stream_name()).await
+    {
+        eprintln!(
+            "warning: cannot delete stream {}: {error}",
+            stream.stream_name()
+        );
+    }
+    if let Err(error) = drop_database(&database).await {
+        eprintln!("warning: cannot drop database {database}: {error}");
+    }
+    let summary = outcome?;
+    println!("{summary}");
+    Ok(())
+}
+
+async fn measure_projections(
+    args: &ProjectionsArgs,
+    database_url: &str,
+    jetstream: &jetstream::Context,
+    stream: &StreamSettings,
+    run_id: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let pool = store::connect(database_url, SERVE_POOL)
+        .await
+        .context("cannot open the bench database")?;
+    let result = projections_phases(args, &pool, database_url, jetstream, stream, run_id).await;
+    // Closed before the database is dropped, so no connection is cut under a running task.
+    pool.close().await;
+    result
+}
+
+async fn projections_phases(
+    args: &ProjectionsArgs,
+    pool: &PgPool,
+    database_url: &str,
+    jetstream: &jetstream::Context,
+    stream: &StreamSettings,
+    run_id: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let pool = pool.clone();
+    let layout = Layout {
+        numbers: args.numbers,
+        accounts: args.accounts,
+    };
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+
+    let seeded = seed(&pool, layout, args.loaders, run_id).await?;
+    seeded.print(args.loaders);
+
+    let store = EventStore::new(pool.clone());
+    let rebuilt = rebuild_phase(&store, database_url).await?;
+    // What autovacuum does to freshly filled tables within a minute or two: statistics for the
+    // planner, and the visibility map that lets counts use index-only scans.
+    let started = Instant::now();
+    for table in ["read_numbers", "read_accounts", "audit_log"] {
+        // Not a prepared statement: VACUUM cannot run inside a transaction block.
+        sqlx::raw_sql(&format!("VACUUM (ANALYZE) {table}"))
+            .execute(&pool)
+            .await?;
+    }
+    println!(
+        "            then VACUUM (ANALYZE) of the three tables: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let queried = query_phase(&pool, layout, args.queries, run_id).await?;
+    queried.print();
+    queried.explain_misses(&pool, layout).await?;
+
+    let lag = lag_phase(
+        args,
+        &store,
+        layout,
+        database_url,
+        jetstream,
+        stream,
+        run_id,
+    )
+    .await?;
+    lag.print(args);
+
+    let rebuild_rate = |target: &str| {
+        rebuilt
+            .iter()
+            .find(|r| r.name == target)
+            .map_or(0.0, |r| r.rate())
+    };
+    let stats = |sorted: &[f64]| {
+        json!({
+            "p50": round(percentile(sorted, 50.0)),
+            "p99": round(percentile(sorted, 99.0)),
+            "max": round(sorted.last().copied().unwrap_or(f64::NAN)),
+        })
+    };
+    let lists_p99 = percentile(&queried.all_lists, 99.0);
+    let counts_p99 = percentile(&queried.all_counts, 99.0);
+    let lag_p99 = percentile(&lag.millis, 99.0);
+    let rebuild_met = rebuilt
+        .iter()
+        .all(|r| r.rate() >= GOAL_REBUILD_EVENTS_PER_SEC);
+    Ok(json!({
+        "bench": "projections",
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "numbers": args.numbers,
+        "accounts": args.accounts,
+        "seed_events": seeded.counts.events,
+        "seed_seconds": round(seeded.load_time.as_secs_f64()),
+        "rebuild_events_per_s": {
+            "numbers": rebuild_rate("numbers").round(),
+            "accounts": rebuild_rate("accounts").round(),
+            "audit": rebuild_rate("audit").round(),
+            "all": (rebuilt.iter().map(|r| r.events).sum::<u64>() as f64
+                / rebuilt.iter().map(|r| r.elapsed.as_secs_f64()).sum::<f64>())
+            .round(),
+        },
+        "list_ms": stats(&queried.all_lists),
+        "count_ms": stats(&queried.all_counts),
+        "catch_up_events_per_s":
+            (lag.catch_up.events as f64 / lag.catch_up.elapsed.as_secs_f64()).round(),
+        "lag_target_rate": args.rate,
+        "lag_achieved_rate": round(lag.achieved_rate),
+        "lag_samples": lag.millis.len(),
+        "lag_unseen": lag.unseen,
+        "lag_ms": {
+            "p50": round(percentile(&lag.millis, 50.0)),
+            "p90": round(percentile(&lag.millis, 90.0)),
+            "p99": round(lag_p99),
+            "max": round(lag.millis.last().copied().unwrap_or(f64::NAN)),
+        },
+        "goal_list_met": lists_p99 <= GOAL_LIST_P99_MS,
+        "goal_count_met": counts_p99 <= GOAL_COUNT_P99_MS,
+        "goal_lag_met": lag_p99 <= GOAL_LAG_P99_MS && lag.unseen == 0,
+        "goal_rebuild_met": rebuild_met,
+    }))
+}
+
+// ---- the seeded population ------------------------------------------------------------------
+
+/// Where the seeded numbers are: `numbers` spread evenly over `accounts`, account `a` holding
+/// `+1<2 + a / 1000><a % 1000:03>000000` onwards.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    numbers: u64,
+    accounts: u64,
+}
+
+impl Layout {
+    fn numbers_of(&self, account: u64) -> u64 {
+        self.numbers / self.accounts + u64::from(account < self.numbers % self.accounts)
+    }
+
+    fn account_name(account: u64) -> String {
+        format!("bench-{account:04}")
+    }
+
+    /// The prefix every number of the account starts with.
+    fn prefix(account: u64) -> String {
+        format!("+1{}{:03}", 2 + account / 1000, account % 1000)
+    }
+
+    fn number(account: u64, index: u64) -> String {
+        format!("{}{index:06}", Self::prefix(account))
+    }
+
+    /// A Teams tenant id (GUID) per account.
+    fn tenant(account: u64) -> String {
+        let r = mix(account ^ 0x7e4a_11d0_0000_0000);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            r as u32,
+            (r >> 32) as u16,
+            (r >> 48) & 0xfff,
+            account & 0xfff,
+            account
+        )
+    }
+}
+
+fn mix(x: u64) -> u64 {
+    SplitMix64(x).next()
+}
+
+/// What the backend last answered for a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Pending,
+    Synced,
+    Failed,
+}
+
+struct AccountProfile {
+    zoom: bool,
+    call_protection: bool,
+    outcome: Outcome,
+}
+
+/// Every account has Operator Connect (flowing through to the backend); one in four Zoom too,
+/// one in five Azure Operator Call Protection. 90% are synced, 5% failed, 5% pending.
+fn account_profile(account: u64) -> AccountProfile {
+    AccountProfile {
+        zoom: account.is_multiple_of(4),
+        call_protection: account.is_multiple_of(5),
+        outcome: match account % 20 {
+            7 => Outcome::Failed,
+            13 => Outcome::Pending,
+            _ => Outcome::Synced,
+        },
+    }
+}
+
+struct NumberProfile {
+    usage: &'static str,
+    outbound: bool,
+    assignment: Option<&'static str>,
+    sip_header: bool,
+    zoom: bool,
+    call_protection: bool,
+    outcome: Outcome,
+}
+
+/// Operator Connect on every number: usage 70% CallingUserAssignment, 20% FirstPartyApp, 10%
+/// Conference; assigned 60%, unassigned 30%, unknown 10%; a SIP header on half; Zoom on 20% of
+/// the numbers of Zoom accounts, Call Protection on 10% of those of Call Protection accounts
+/// (without a SIP header). Synced 80%, pending 15%, failed 5%.
+fn number_profile(account: u64, index: u64) -> NumberProfile {
+    let r = mix((account << 32) | index);
+    let profile = account_profile(account);
+    let call_protection = profile.call_protection && (r >> 20).is_multiple_of(10);
+    NumberProfile {
+        usage: match r % 10 {
+            0..=6 => USAGES[0],
+            7 | 8 => USAGES[1],
+            _ => USAGES[2],
+        },
+        outbound: (r >> 40).is_multiple_of(2),
+        assignment: match (r >> 8) % 10 {
+            0..=5 => Some("assigned"),
+            6..=8 => Some("unassigned"),
+            _ => None,
+        },
+        sip_header: !call_protection && (r >> 24).is_multiple_of(2),
+        zoom: profile.zoom && (r >> 16).is_multiple_of(5),
+        call_protection,
+        outcome: match (r >> 32) % 20 {
+            0 => Outcome::Failed,
+            1..=3 => Outcome::Pending,
+            _ => Outcome::Synced,
+        },
+    }
+}
+
+/// A number's details as the domain serialises `NumberDetails`. An update (`Some(n)`) sets a
+/// civic address and a location of its own, so it always changes the number.
+fn number_details(account: u64, profile: &NumberProfile, update: Option<u64>) -> serde_json::Value {
+    let capabilities = if profile.outbound {
+        json!(["InboundCalling", "OutboundCalling"])
+    } else {
+        json!(["InboundCalling"])
+    };
+    json!({
+        "teams_operator_connect": {
+            "enabled": true,
+            "assignment_status": profile.assignment,
+            "configuration": {
+                "usage": profile.usage,
+                "choosable_capabilities": capabilities,
+                "additional_usages": [],
+                "civic_address_id": update.map(|_| format!("civic-{account:04}")),
+                "location_id": update.map(|n| format!("location-{n}")),
+                "allow_tenant_address_update": false,
+                "displayed_country_code": null,
+            },
+        },
+        "teams_phone_mobile": null,
+        "teams_direct_routing": null,
+        "zoom_phone_cloud_peering": profile.zoom.then(|| json!({"enabled": true})),
+        "azure_operator_call_protection": profile.call_protection.then(|| json!({"enabled": true})),
+        "custom_sip_header": profile
+            .sip_header
+            .then(|| format!("{}-commsgw", Layout::account_name(account))),
+    })
+}
+
+/// The number's enabled services in the domain's order.
+fn number_services(profile: &NumberProfile) -> Vec<&'static str> {
+    let mut services = vec!["teamsOperatorConnect"];
+    if profile.zoom {
+        services.push("zoomPhoneCloudPeering");
+    }
+    if profile.call_protection {
+        services.push("azureOperatorCallProtection");
+    }
+    services
+}
+
+// ---- phase 1: seed ---------------------------------------------------------------------------
+
+/// One row of `events` as the seed writes it.
+struct SeedRow {
+    aggregate_type: &'static str,
+    id: String,
+    sequence: i64,
+    event_type: &'static str,
+    payload: String,
+    metadata: String,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SeedCounts {
+    events: u64,
+    number_events: u64,
+    account_events: u64,
+    payload_bytes: u64,
+    metadata_bytes: u64,
+}
+
+impl SeedCounts {
+    fn add(&mut self, other: SeedCounts) {
+        self.events += other.events;
+        self.number_events += other.number_events;
+        self.account_events += other.account_events;
+        self.payload_bytes += other.payload_bytes;
+        self.metadata_bytes += other.metadata_bytes;
+    }
+}
+
+/// Writes the events of a set of accounts, in the order the API and the backend's answers
+/// would commit them, with real chain links.
+struct Seeder {
+    layout: Layout,
+    random: SplitMix64,
+    rows: Vec<SeedRow>,
+    counts: SeedCounts,
+}
+
+impl Seeder {
+    fn uuid(&mut self) -> String {
+        let r = &mut self.random;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            r.next() as u32,
+            r.next() as u16,
+            r.next() & 0xfff,
+            r.next() & 0xfff,
+            r.next() & 0xffff_ffff_ffff
+        )
+    }
+
+    /// A request's metadata, as the API records it.
+    fn api_metadata(&mut self) -> serde_json::Value {
+        let traceparent = format!(
+            "00-{:016x}{:016x}-{:016x}-01",
+            self.random.next(),
+            self.random.next(),
+            self.random.next()
+        );
+        let metadata = EventMetadata {
+            subject: "nmp-bench".to_string(),
+            roles: vec!["ProvisioningAPI.Admin".to_string()],
+            time: chrono::Utc::now(),
+            client_request_id: Some(self.uuid()),
+            ticket_id: None,
+            correlation_id: self.uuid(),
+            traceparent: Some(traceparent),
+        };
+        serde_json::to_value(metadata).expect("metadata serialises")
+    }
+
+    /// Metadata of a backend answer, recorded by nmp on its own behalf.
+    fn sync_metadata(&mut self) -> serde_json::Value {
+        let metadata = EventMetadata {
+            subject: "nmp-sync".to_string(),
+            roles: Vec::new(),
+            time: chrono::Utc::now(),
+            client_request_id: None,
+            ticket_id: None,
+            correlation_id: self.uuid(),
+            traceparent: None,
+        };
+        serde_json::to_value(metadata).expect("metadata serialises")
+    }
+
+    /// Queues one event with its chain link; answers its hash.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        previous: Option<&str>,
+        aggregate_type: &'static str,
+        id: &str,
+        sequence: i64,
+        event_type: &'static str,
+        payload: &serde_json::Value,
+        metadata: &serde_json::Value,
+    ) -> String {
+        let hash = store::chain::event_hash(
+            previous,
+            &store::chain::EventContent {
+                aggregate_type,
+                aggregate_id: id,
+                sequence,
+                event_type,
+                event_version: "1.0",
+                payload,
+                metadata,
+            },
+        );
+        let mut metadata = metadata.clone();
+        metadata[store::chain::CHAIN_KEY] = json!({"previous": previous, "hash": hash});
+        let payload = payload.to_string();
+        let metadata = metadata.to_string();
+        self.counts.events += 1;
+        if aggregate_type == "number" {
+            self.counts.number_events += 1;
+        } else {
+            self.counts.account_events += 1;
+        }
+        self.counts.payload_bytes += payload.len() as u64;
+        self.counts.metadata_bytes += metadata.len() as u64;
+        self.rows.push(SeedRow {
+            aggregate_type,
+            id: id.to_string(),
+            sequence,
+            event_type,
+            payload,
+            metadata,
+        });
+        hash
+    }
+
+    /// All events of account `account` and its numbers; hands rows to `flush` whenever
+    /// `LOAD_CHUNK` have gathered (always between whole upsert batches). False once `flush`
+    /// refuses.
+    fn account(&mut self, account: u64, flush: &mut dyn FnMut(Vec<SeedRow>) -> bool) -> bool {
+        let name = Layout::account_name(account);
+        let profile = account_profile(account);
+        let created = json!({"AccountCreated": {
+            "name": name,
+            "correlation_id": self.uuid(),
+            "services": {
+                "teams_tenant_id": Layout::tenant(account),
+                "teams_operator_connect": {"enabled": true, "sync_enabled": true},
+                "teams_phone_mobile": null,
+                "teams_direct_routing": null,
+                "zoom_phone_cloud_peering":
+                    profile.zoom.then(|| json!({"enabled": true, "sync_enabled": true})),
+                "azure_operator_call_protection":
+                    profile.call_protection.then(|| json!({"enabled": true})),
+            },
+            "sync_required": true,
+        }});
+        let metadata = self.api_metadata();
+        let mut head = self.push(
+            None,
+            "account",
+            &name,
+            1,
+            "AccountCreated",
+            &created,
+            &metadata,
+        );
+        let mut sequence = 1;
+        let answer = match profile.outcome {
+            Outcome::Pending => None,
+            Outcome::Synced => Some((
+                "AccountProvisioned",
+                json!({"AccountProvisioned": {"for_version": 1}}),
+            )),
+            Outcome::Failed => Some((
+                "AccountProvisioningFailed",
+                json!({"AccountProvisioningFailed": {"for_version": 1, "errors": [
+                    {"code": "TenantConsentMissing", "message": "The tenant has not consented to the operator."}
+                ]}}),
+            )),
+        };
+        if let Some((event_type, payload)) = answer {
+            sequence += 1;
+            let metadata = self.sync_metadata();
+            head = self.push(
+                Some(&head),
+                "account",
+                &name,
+                sequence,
+                event_type,
+                &payload,
+                &metadata,
+            );
+        }
+        let count = self.layout.numbers_of(account);
+        let mut first = 0;
+        while first < count {
+            let end = (first + SEED_BATCH).min(count);
+            // One upsert command: its NumberAdded events and the account's NumbersAdded.
+            let metadata = self.api_metadata();
+            let mut added = Vec::with_capacity((end - first) as usize);
+            let mut memberships = Vec::with_capacity((end - first) as usize);
+            for index in first..end {
+                let number = number_profile(account, index);
+                let id = Layout::number(account, index);
+                let payload = json!({"NumberAdded": {
+                    "telephone_number": id,
+                    "account": name,
+                    "details": number_details(account, &number, None),
+                    "sync_required": true,
+                }});
+                let hash = self.push(None, "number", &id, 1, "NumberAdded", &payload, &metadata);
+                memberships
+                    .push(json!({"telephone_number": id, "services": number_services(&number)}));
+                added.push((id, hash, number.outcome));
+            }
+            sequence += 1;
+            head = self.push(
+                Some(&head),
+                "account",
+                &name,
+                sequence,
+                "NumbersAdded",
+                &json!({"NumbersAdded": {"numbers": memberships}}),
+                &metadata,
+            );
+            // The backend's answers, one command each.
+            for (id, hash, outcome) in added {
+                let (event_type, payload) = match outcome {
+                    Outcome::Pending => continue,
+                    Outcome::Synced => (
+                        "NumberProvisioned",
+                        json!({"NumberProvisioned": {"for_version": 1}}),
+                    ),
+                    Outcome::Failed => (
+                        "NumberProvisioningFailed",
+                        json!({"NumberProvisioningFailed": {"for_version": 1, "errors": [
+                            {"code": "NumberNotInInventory", "message": "The number is not in the operator's Teams inventory."}
+                        ]}}),
+                    ),
+                };
+                let metadata = self.sync_metadata();
+                self.push(
+                    Some(&hash),
+                    "number",
+                    &id,
+                    2,
+                    event_type,
+                    &payload,
+                    &metadata,
+                );
+            }
+            if self.rows.len() >= LOAD_CHUNK && !flush(std::mem::take(&mut self.rows)) {
+                return false;
+            }
+            first = end;
+        }
+        true
+    }
+}
+
+struct Seeded {
+    counts: SeedCounts,
+    load_time: Duration,
+    analyze_time: Duration,
+    numbers: u64,
+    accounts: u64,
+}
+
+/// Loads the events of every account: `loaders` generating threads, each feeding its own
+/// connection, each taking every `loaders`-th account (so one aggregate's events are committed
+/// by one connection, in order).
+async fn seed(pool: &PgPool, layout: Layout, loaders: u64, run_id: u64) -> anyhow::Result<Seeded> {
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for worker in 0..loaders {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<SeedRow>>(2);
+        let generator = tokio::task::spawn_blocking(move || {
+            let mut seeder = Seeder {
+                layout,
+                random: SplitMix64(run_id ^ mix(worker)),
+                rows: Vec::with_capacity(LOAD_CHUNK + 2 * SEED_BATCH as usize + 2),
+                counts: SeedCounts::default(),
+            };
+            let mut flush = |rows: Vec<SeedRow>| sender.blocking_send(rows).is_ok();
+            let mut complete = true;
+            for account in (worker..layout.accounts).step_by(loaders as usize) {
+                if !seeder.account(account, &mut flush) {
+                    complete = false;
+                    break;
+                }
+            }
+            let rest = std::mem::take(&mut seeder.rows);
+            if complete && !rest.is_empty() {
+                flush(rest);
+            }
+            seeder.counts
+        });
+        let pool = pool.clone();
+        tasks.spawn(async move {
+            while let Some(rows) = receiver.recv().await {
+                insert_seed_rows(&pool, rows).await?;
+            }
+            Ok::<_, anyhow::Error>(generator.await?)
+        });
+    }
+    let mut counts = SeedCounts::default();
+    while let Some(joined) = tasks.join_next().await {
+        counts.add(joined?.context("cannot seed the events")?);
+    }
+    // The command side keeps each account's Teams tenant beside its events.
+    let (names, tenants): (Vec<String>, Vec<String>) = (0..layout.accounts)
+        .map(|a| (Layout::account_name(a), Layout::tenant(a)))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO account_tenants (account_name, tenant_id) \
+         SELECT * FROM UNNEST($1::text[], $2::text[])",
+    )
+    .bind(&names)
+    .bind(&tenants)
+    .execute(pool)
+    .await?;
+    let load_time = started.elapsed();
+    let started = Instant::now();
+    // The statistics autovacuum would have gathered on a table of this size.
+    sqlx::query("ANALYZE events").execute(pool).await?;
+    Ok(Seeded {
+        counts,
+        load_time,
+        analyze_time: started.elapsed(),
+        numbers: layout.numbers,
+        accounts: layout.accounts,
+    })
+}
+
+async fn insert_seed_rows(pool: &PgPool, rows: Vec<SeedRow>) -> anyhow::Result<()> {
+    let mut types = Vec::with_capacity(rows.len());
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut sequences = Vec::with_capacity(rows.len());
+    let mut event_types = Vec::with_capacity(rows.len());
+    let mut payloads = Vec::with_capacity(rows.len());
+    let mut metadata = Vec::with_capacity(rows.len());
+    for row in rows {
+        types.push(row.aggregate_type);
+        ids.push(row.id);
+        sequences.push(row.sequence);
+        event_types.push(row.event_type);
+        payloads.push(row.payload);
+        metadata.push(row.metadata);
+    }
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata) \
+         SELECT t, i, s, e, '1.0', p::jsonb, m::jsonb \
+           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[]) \
+             AS r(t, i, s, e, p, m)",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
+    .bind(&event_types)
+    .bind(&payloads)
+    .bind(&metadata)
+    .execute(pool)
+    .await
+    .context("cannot insert seeded events")?;
+    Ok(())
+}
+
+impl Seeded {
+    fn print(&self, loaders: u64) {
+        let counts = &self.counts;
+        let seconds = self.load_time.as_secs_f64();
+        println!(
+            "seed        {} events ({} of numbers, {} of accounts; payload ~{} B, metadata ~{} B) \
+             for {} numbers in {} accounts, {LOAD_CHUNK}-row INSERTs on {loaders} connections: \
+             {seconds:.1} s ({:.0} events/s), then ANALYZE {:.1} s",
+            counts.events,
+            counts.number_events,
+            counts.account_events,
+            counts.payload_bytes / counts.events.max(1),
+            counts.metadata_bytes / counts.events.max(1),
+            self.numbers,
+            self.accounts,
+            counts.events as f64 / seconds,
+            self.analyze_time.as_secs_f64()
+        );
+    }
+}
+
+// ---- phase 2: rebuild ------------------------------------------------------------------------
+
+struct Rebuilt {
+    name: &'static str,
+    events: u64,
+    rows: u64,
+    elapsed: Duration,
+}
+
+impl Rebuilt {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn rebuild_phase(store: &EventStore, database_url: &str) -> anyhow::Result<Vec<Rebuilt>> {
+    let mut rebuilt = Vec::new();
+    for target in [
+        projections::Target::Table(projections::Kind::Number),
+        projections::Target::Table(projections::Kind::Account),
+        projections::Target::AuditLog,
+    ] {
+        // Where the time goes: CPU by process, and what PostgreSQL's sessions are doing.
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut connection: sqlx::PgConnection = sqlx::Connection::connect(database_url).await?;
+        let sampler = {
+            let finished = finished.clone();
+            tokio::spawn(async move { sample_activity(&mut connection, &finished).await })
+        };
+        let cpu_before = CpuSnapshot::take();
+        let report = projections::rebuild(store, target).await;
+        finished.store(true, Ordering::Release);
+        let activity = sampler.await??;
+        let cpu = cpu_before
+            .zip(CpuSnapshot::take())
+            .map(|(before, after)| after.since(&before));
+        let report = report.with_context(|| format!("rebuilding {}", target.name()))?;
+        let done = Rebuilt {
+            name: target.name(),
+            events: report.events,
+            rows: report.rows,
+            elapsed: report.elapsed,
+        };
+        println!(
+            "rebuild     {:<9}{} events replayed into {} rows in {:.1} s: {:.0} events/s \
+             (goal >= {GOAL_REBUILD_EVENTS_PER_SEC:.0}: {})",
+            done.name,
+            done.events,
+            done.rows,
+            done.elapsed.as_secs_f64(),
+            done.rate(),
+            verdict(done.rate() >= GOAL_REBUILD_EVENTS_PER_SEC)
+        );
+        if let Some(cpu) = &cpu {
+            cpu.print();
+        }
+        activity.print(3);
+        rebuilt.push(done);
+    }
+    let events: u64 = rebuilt.iter().map(|r| r.events).sum();
+    let seconds: f64 = rebuilt.iter().map(|r| r.elapsed.as_secs_f64()).sum();
+    println!(
+        "rebuild     all three: {events} events replayed in {seconds:.1} s: {:.0} events/s",
+        events as f64 / seconds
+    );
+    Ok(rebuilt)
+}
+
+// ---- phase 3: lists and counts ---------------------------------------------------------------
+
+/// A kind of list request: what it lists and with which filter (`{prefix}` stands for the
+/// chosen account's number prefix).
+struct Case {
+    /// `GET /accounts` rather than numbers.
+    accounts: bool,
+    /// `GET /accounts/{a}/numbers` of a random account rather than `GET /numbers`.
+    per_account: bool,
+    filter: Option<&'static str>,
+}
+
+impl Case {
+    fn label(&self) -> String {
+        let path = match (self.accounts, self.per_account) {
+            (true, _) => "/accounts",
+            (false, true) => "/accounts/{a}/numbers",
+            (false, false) => "/numbers",
+        };
+        match self.filter {
+            Some(filter) => format!("{path}?filter={filter}"),
+            None => path.to_string(),
+        }
+    }
+
+    fn resource(&self) -> filter::Resource {
+        if self.accounts {
+            filter::Resource::Accounts
+        } else {
+            filter::Resource::Numbers
+        }
+    }
+
+    fn parsed(&self, account: Option<u64>) -> anyhow::Result<Option<filter::Filter>> {
+        let Some(text) = self.filter else {
+            return Ok(None);
+        };
+        let prefix = account.map(Layout::prefix).unwrap_or_default();
+        Ok(Some(filter::parse(
+            &text.replace("{prefix}", &prefix),
+            self.resource(),
+        )?))
+    }
+
+    /// Runs the list as the endpoint does; answers the items returned and the total.
+    async fn run(
+        &self,
+        pool: &PgPool,
+        account: Option<u64>,
+        skip: u64,
+        take: u64,
+        count: bool,
+    ) -> anyhow::Result<(usize, Option<u64>)> {
+        let query = ListQuery {
+            filter: self.parsed(account)?,
+            skip,
+            take,
+            count,
+        };
+        if self.accounts {
+            let listed = query::accounts(pool, &query).await?;
+            Ok((listed.items.len(), listed.total))
+        } else {
+            let name = account.map(Layout::account_name);
+            let listed = query::numbers(pool, name.as_deref(), &query).await?;
+            Ok((listed.items.len(), listed.total))
+        }
+    }
+
+    /// The statement `projections::query` runs for this request (a copy of its SQL, for
+    /// EXPLAIN), with its parameters.
+    fn sql(
+        &self,
+        account: Option<u64>,
+        skip: u64,
+        count: bool,
+    ) -> anyhow::Result<(String, Vec<filter::Param>)> {
+        let (from, select, key, live) = if self.accounts {
+            ("read_accounts a", "a.state", "a.name", "NOT a.deleted")
+        } else {
+            (
+                "read_numbers n",
+                "n.state",
+                "n.telephone_number",
+                "NOT n.deleted",
+            )
+        };
+        let mut sql = filter::Sql::default();
+        let mut conditions = vec![live.to_string()];
+        if let Some(account) = account.filter(|_| self.per_account) {
+            let at = sql.bind(filter::Param::Text(Layout::account_name(account)));
+            conditions.push(format!("n.account_name = {at}"));
+        }
+        if let Some(filter) = self.parsed(account)? {
+            conditions.push(filter::compile(&filter.expr, &mut sql));
+        }
+        let condition = conditions.join(" AND ");
+        let text = if count {
+            format!("SELECT count(*) FROM {from} WHERE {condition}")
+        } else {
+            let limit = sql.bind(filter::Param::Int((PAGE_SIZE + 1) as i64));
+            let offset = sql.bind(filter::Param::Int(skip as i64));
+            format!(
+                "SELECT {select} FROM {from} WHERE {condition} ORDER BY {key} \
+                 LIMIT {limit} OFFSET {offset}"
+            )
+        };
+        Ok((text, sql.params))
+    }
+}
+
+const LIST_CASES: [Case; 4] = [
+    Case {
+        accounts: false,
+        per_account: true,
+        filter: Some(
+            "usage eq 'CallingUserAssignment' and startswith(telephoneNumber, '{prefix}')",
+        ),
+    },
+    Case {
+        accounts: false,
+        per_account: false,
+        filter: Some("serviceProvisioningStatus eq 'failed'"),
+    },
+    Case {
+        accounts: false,
+        per_account: false,
+        filter: Some("serviceProvisioningStatus eq 'pending' and usage eq 'CallingUserAssignment'"),
+    },
+    Case {
+        accounts: true,
+        per_account: false,
+        filter: Some("service eq 'zoomPhoneCloudPeering'"),
+    },
+];
+
+const COUNT_CASES: [Case; 4] = [
+    Case {
+        accounts: false,
+        per_account: false,
+        filter: Some("usage eq 'CallingUserAssignment'"),
+    },
+    Case {
+        accounts: false,
+        per_account: true,
+        filter: None,
+    },
+    Case {
+        accounts: false,
+        per_account: false,
+        filter: Some("serviceProvisioningStatus eq 'failed'"),
+    },
+    Case {
+        accounts: false,
+        per_account: false,
+        filter: Some("service eq 'zoomPhoneCloudPeering'"),
+    },
+];
+
+/// The timings of one case, and its slowest request (account, skip) for EXPLAIN.
+struct Timed {
+    case: &'static Case,
+    count: bool,
+    /// Milliseconds, sorted.
+    millis: Vec<f64>,
+    slowest: (f64, Option<u64>, u64),
+    /// Rows the requests matched, smallest and largest (the total for a count).
+    matched: (u64, u64),
+}
+
+impl Timed {
+    fn new(case: &'static Case, count: bool) -> Self {
+        Timed {
+            case,
+            count,
+            millis: Vec::new(),
+            slowest: (0.0, None, 0),
+            matched: (u64::MAX, 0),
+        }
+    }
+
+    fn record(&mut self, millis: f64, account: Option<u64>, skip: u64, matched: u64) {
+        self.millis.push(millis);
+        if millis > self.slowest.0 {
+            self.slowest = (millis, account, skip);
+        }
+        self.matched = (self.matched.0.min(matched), self.matched.1.max(matched));
+    }
+
+    fn goal(&self) -> f64 {
+        if self.count {
+            GOAL_COUNT_P99_MS
+        } else {
+            GOAL_LIST_P99_MS
+        }
+    }
+}
+
+struct Queried {
+    lists: Vec<Timed>,
+    counts: Vec<Timed>,
+    all_lists: Vec<f64>,
+    all_counts: Vec<f64>,
+}
+
+async fn query_phase(
+    pool: &PgPool,
+    layout: Layout,
+    queries: u64,
+    run_id: u64,
+) -> anyhow::Result<Queried> {
+    let mut random = SplitMix64(run_id ^ 0x5eed);
+    // Totals per (case, account), asked untimed before paging (this also warms the caches).
+    let mut totals: HashMap<(usize, Option<u64>), u64> = HashMap::new();
+    let mut lists: Vec<Timed> = LIST_CASES.iter().map(|c| Timed::new(c, false)).collect();
+    for n in 0..queries {
+        let index = (n % LIST_CASES.len() as u64) as usize;
+        let case = &LIST_CASES[index];
+        let account = case.per_account.then(|| random.next() % layout.accounts);
+        let total = match totals.get(&(index, account)) {
+            Some(total) => *total,
+            None => {
+                let (_, total) = case.run(pool, account, 0, 1, true).await?;
+                let total = total.unwrap_or(0);
+                totals.insert((index, account), total);
+                total
+            }
+        };
+        let skip = random.next() % (total.saturating_sub(PAGE_SIZE) + 1);
+        let started = Instant::now();
+        let (items, _) = case.run(pool, account, skip, PAGE_SIZE, false).await?;
+        let millis = started.elapsed().as_secs_f64() * 1_000.0;
+        lists[index].record(millis, account, skip, total);
+        anyhow::ensure!(
+            items as u64 == PAGE_SIZE.min(total - skip),
+            "{}: {items} items at skip {skip} of {total}",
+            case.label()
+        );
+    }
+    let mut counts: Vec<Timed> = COUNT_CASES.iter().map(|c| Timed::new(c, true)).collect();
+    // One untimed round first: the first count of a case reads its index from disk.
+    for case in &COUNT_CASES {
+        case.run(pool, case.per_account.then_some(0), 0, 1, true)
+            .await?;
+    }
+    for n in 0..queries {
+        let index = (n % COUNT_CASES.len() as u64) as usize;
+        let case = &COUNT_CASES[index];
+        let account = case.per_account.then(|| random.next() % layout.accounts);
+        let started = Instant::now();
+        // countRecords=true&maxpagesize=1: the total, and a one-row page in the same snapshot.
+        let (_, total) = case.run(pool, account, 0, 1, true).await?;
+        let millis = started.elapsed().as_secs_f64() * 1_000.0;
+        counts[index].record(millis, account, 0, total.unwrap_or(0));
+    }
+    let mut all_lists = Vec::new();
+    let mut all_counts = Vec::new();
+    for timed in lists.iter_mut().chain(counts.iter_mut()) {
+        timed.millis.sort_by(f64::total_cmp);
+        let all = if timed.count {
+            &mut all_counts
+        } else {
+            &mut all_lists
+        };
+        all.extend_from_slice(&timed.millis);
+    }
+    all_lists.sort_by(f64::total_cmp);
+    all_counts.sort_by(f64::total_cmp);
+    Ok(Queried {
+        lists,
+        counts,
+        all_lists,
+        all_counts,
+    })
+}
+
+impl Queried {
+    fn print(&self) {
+        let line = |what: &str, sorted: &[f64], goal: f64| {
+            let p99 = percentile(sorted, 99.0);
+            println!(
+                "{what:<12}{} requests: p50 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms \
+                 (goal p99 <= {goal:.0} ms: {})",
+                sorted.len(),
+                percentile(sorted, 50.0),
+                sorted.last().copied().unwrap_or(f64::NAN),
+                verdict(p99 <= goal)
+            );
+        };
+        line("lists", &self.all_lists, GOAL_LIST_P99_MS);
+        self.print_cases(&self.lists, "page of 200 at a random skip");
+        line("counts", &self.all_counts, GOAL_COUNT_P99_MS);
+        self.print_cases(&self.counts, "countRecords=true&maxpagesize=1");
+    }
+
+    fn print_cases(&self, cases: &[Timed], what: &str) {
+        for timed in cases {
+            println!(
+                "            {:<100} p50 {:>6.1}  p99 {:>6.1}  max {:>6.1} ms  ({}, {} requests, {} to {} rows matched)",
+                timed.case.label(),
+                percentile(&timed.millis, 50.0),
+                percentile(&timed.millis, 99.0),
+                timed.millis.last().copied().unwrap_or(f64::NAN),
+                what,
+                timed.millis.len(),
+                timed.matched.0,
+                timed.matched.1
+            );
+        }
+    }
+
+    /// EXPLAIN (ANALYZE, BUFFERS) of the slowest request of every case that misses its goal.
+    async fn explain_misses(&self, pool: &PgPool, _layout: Layout) -> anyhow::Result<()> {
+        for timed in self.lists.iter().chain(&self.counts) {
+            if percentile(&timed.millis, 99.0) <= timed.goal() {
+                continue;
+            }
+            let (millis, account, skip) = timed.slowest;
+            let (text, params) = timed.case.sql(account, skip, timed.count)?;
+            let statement = format!("EXPLAIN (ANALYZE, BUFFERS) {text}");
+            let mut explain = sqlx::query_scalar::<_, String>(&statement);
+            for param in &params {
+                explain = match param {
+                    filter::Param::Text(text) => explain.bind(text.clone()),
+                    filter::Param::Bool(value) => explain.bind(*value),
+                    filter::Param::Int(value) => explain.bind(*value),
+                };
+            }
+            let plan = explain.fetch_all(pool).await?;
+            let values: Vec<String> = params
+                .iter()
+                .map(|p| match p {
+                    filter::Param::Text(text) => format!("'{text}'"),
+                    filter::Param::Bool(value) => value.to_string(),
+                    filter::Param::Int(value) => value.to_string(),
+                })
+                .collect();
+            println!(
+                "plan        {} missed its goal; its slowest request took {millis:.1} ms:\n            {text}\n            with {}",
+                timed.case.label(),
+                values.join(", ")
+            );
+            for line in plan {
+                println!("              {line}");
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---- phase 4: projection lag -----------------------------------------------------------------
+
+/// A lag-phase event being watched: its number, the version its read row must reach, and when
+/// the command that wrote it returned.
+struct Watched {
+    id: String,
+    version: i64,
+    committed: Instant,
+}
+
+struct LagReport {
+    events: u64,
+    commands: usize,
+    achieved_rate: f64,
+    /// Commit-to-read-row in milliseconds, sorted.
+    millis: Vec<f64>,
+    /// The same events' commit-to-ack (the relay's part) and ack-to-read-row (the projector's
+    /// part, NATS delivery included) in milliseconds, sorted.
+    relay_millis: Vec<f64>,
+    projector_millis: Vec<f64>,
+    unseen: usize,
+    polls: u64,
+    sample_every: u64,
+    /// Command latency (call to return) in milliseconds, sorted.
+    command_millis: Vec<f64>,
+    /// How late commands started against their schedule, in milliseconds, sorted.
+    late_millis: Vec<f64>,
+    projector_lag: Option<u64>,
+    cpu: Option<CpuUse>,
+    activity: Activity,
+    catch_up: CatchUp,
+}
+
+/// The numbers updated by the `group`-th command: `batch` numbers of one account, accounts
+/// taken in a scrambled order (7,919 is a prime above `MAX_ACCOUNTS`), numbers in turn.
+fn group_numbers(layout: Layout, group: u64, batch: u64) -> (u64, Vec<u64>) {
+    let account = group.wrapping_mul(7_919) % layout.accounts;
+    let held = layout.numbers_of(account);
+    let round = group / layout.accounts;
+    let numbers = (0..batch).map(|i| (round * batch + i) % held).collect();
+    (account, numbers)
+}
+
+/// Updates the numbers of the `group`-th command through the command service, as
+/// `PUT /accounts/{a}/numbers` does; answers their ids and new versions.
+async fn upsert_group(
+    commands: &commands::CommandService,
+    layout: Layout,
+    group: u64,
+    batch: u64,
+    random: &mut SplitMix64,
+) -> anyhow::Result<(Vec<String>, Vec<i64>)> {
+    let (account, numbers) = group_numbers(layout, group, batch);
+    let ids: Vec<String> = numbers
+        .iter()
+        .map(|&k| Layout::number(account, k))
+        .collect();
+    let items: Vec<serde_json::Value> = numbers
+        .iter()
+        .zip(&ids)
+        .map(|(&k, id)| {
+            let profile = number_profile(account, k);
+            json!([id, number_details(account, &profile, Some(group))])
+        })
+        .collect();
+    // The domain's types come from their serde form (nmp does not depend on `domain`
+    // directly); the command service checks them as it checks the API's.
+    let name = serde_json::from_value(json!(Layout::account_name(account)))?;
+    let items = serde_json::from_value(serde_json::Value::Array(items))?;
+    let metadata = EventMetadata {
+        subject: "nmp-bench".to_string(),
+        roles: vec!["ProvisioningAPI.Admin".to_string()],
+        time: chrono::Utc::now(),
+        client_request_id: None,
+        ticket_id: None,
+        correlation_id: format!("{:016x}{:016x}", random.next(), random.next()),
+        traceparent: None,
+    };
+    let outcomes = commands.upsert_numbers(&name, items, &metadata).await?;
+    let versions = outcomes
+        .iter()
+        .map(|outcome| outcome.number.version as i64)
+        .collect();
+    Ok((ids, versions))
+}
+
+/// The projector alone: `events` NumberUpdated are committed (100 per command) and published
+/// while it is stopped; then it starts, and the clock runs until the audit log holds a row for
+/// each (the projector writes those in the same transaction as the read rows).
+struct CatchUp {
+    events: u64,
+    elapsed: Duration,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn lag_phase(
+    args: &ProjectionsArgs,
+    store: &EventStore,
+    layout: Layout,
+    database_url: &str,
+    jetstream: &jetstream::Context,
+    stream: &StreamSettings,
+    run_id: u64,
+) -> anyhow::Result<LagReport> {
+    let pool = store.pool().clone();
+    // The relay starts where the seed ends, like an installation that has published it all.
+    sqlx::query(
+        "INSERT INTO relay_checkpoints (relay_name, tx_id, global_position) \
+         SELECT $1, tx_id, global_position FROM events \
+          ORDER BY tx_id DESC, global_position DESC LIMIT 1",
+    )
+    .bind(&stream.prefix)
+    .execute(&pool)
+    .await?;
+    relay::ensure_stream(jetstream, stream).await?;
+    let acks = Arc::new(Acks::default());
+    let relay = Relay::new(
+        pool.clone(),
+        jetstream.clone(),
+        RelaySettings::new(stream.clone()),
+    )
+    .with_ack_observer(acks.observer());
+    let relay_status = relay.status();
+    let _relay = AbortOnDrop(tokio::spawn(relay.run()));
+    let commands = commands::CommandService::new(store.clone());
+
+    // Catch-up: commit and publish with the projector stopped, then time the projector alone.
+    let seeded_end: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    let catch_up_events = args.rate * CATCH_UP_SECONDS;
+    let catch_up_groups = catch_up_events.div_ceil(CATCH_UP_BATCH);
+    {
+        let mut random = SplitMix64(run_id ^ 0xca7c);
+        let mut committing = JoinSet::new();
+        for writer in 0..4u64 {
+            let commands = commands.clone();
+            let mut random = SplitMix64(random.next());
+            committing.spawn(async move {
+                // Group numbers past the lag phase's, so the two touch different numbers.
+                for group in (writer..catch_up_groups).step_by(4) {
+                    upsert_group(
+                        &commands,
+                        layout,
+                        CATCH_UP_GROUPS_FROM + group,
+                        CATCH_UP_BATCH,
+                        &mut random,
+                    )
+                    .await?;
+                }
+                Ok::<_, anyhow::Error>(())
+            });
+        }
+        while let Some(joined) = committing.join_next().await {
+            joined?.context("committing the catch-up events")?;
+        }
+    }
+    let committed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1")
+            .bind(seeded_end)
+            .fetch_one(&pool)
+            .await?;
+    wait_for_acks(&acks, committed as u64, Duration::from_secs(60)).await?;
+    let projector = projections::Projector::new(
+        store.clone(),
+        jetstream.clone(),
+        projections::ProjectorSettings::new(&stream.stream_name()),
+    );
+    let projector_status = projector.status();
+    let started = Instant::now();
+    let _projector = AbortOnDrop(tokio::spawn(projector.run()));
+    let mut last = (0i64, Instant::now());
+    loop {
+        let projected: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE global_position > $1")
+                .bind(seeded_end)
+                .fetch_one(&pool)
+                .await?;
+        if projected >= committed {
+            break;
+        }
+        if projected != last.0 {
+            last = (projected, Instant::now());
+        }
+        anyhow::ensure!(
+            last.1.elapsed() < Duration::from_secs(60),
+            "the projector projected {projected} of {committed} events and then nothing for 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let catch_up = CatchUp {
+        events: committed as u64,
+        elapsed: started.elapsed(),
+    };
+    anyhow::ensure!(
+        relay_status.is_leader() && projector_status.is_running(),
+        "the relay or the projector is not running"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut poller_connection: sqlx::PgConnection = sqlx::Connection::connect(database_url).await?;
+    let total = args.rate * args.seconds;
+    let groups = total.div_ceil(args.batch);
+    let interval = Duration::from_secs_f64(args.batch as f64 / args.rate as f64);
+    let sample_every = (args.rate / LAG_SAMPLES_PER_SEC).max(1);
+    let watched: Arc<Mutex<Vec<Watched>>> = Arc::default();
+    let writing_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let watched = watched.clone();
+        let writing_done = writing_done.clone();
+        tokio::spawn(async move {
+            poll_read_rows(&mut poller_connection, &watched, &writing_done).await
+        })
+    };
+
+    let sampler = {
+        let mut connection: sqlx::PgConnection = sqlx::Connection::connect(database_url).await?;
+        let writing_done = writing_done.clone();
+        tokio::spawn(async move { sample_activity(&mut connection, &writing_done).await })
+    };
+    let start = Instant::now() + Duration::from_millis(100);
+    let cpu_before = CpuSnapshot::take();
+    let mut writers = JoinSet::new();
+    for writer in 0..args.writers {
+        let commands = commands.clone();
+        let watched = watched.clone();
+        let (writers_count, batch) = (args.writers, args.batch);
+        let mut random = SplitMix64(run_id ^ mix(writer + 1_000));
+        writers.spawn(async move {
+            // (due, called, returned, events)
+            let mut done: Vec<(Instant, Instant, Instant, usize)> = Vec::new();
+            for group in (writer..groups).step_by(writers_count as usize) {
+                let due = start + interval.mul_f64(group as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let called = Instant::now();
+                let (ids, versions) =
+                    upsert_group(&commands, layout, group, batch, &mut random).await?;
+                let returned = Instant::now();
+                let mut samples = Vec::new();
+                for (i, (id, version)) in ids.iter().zip(&versions).enumerate() {
+                    if (group * batch + i as u64).is_multiple_of(sample_every) {
+                        samples.push(Watched {
+                            id: id.clone(),
+                            version: *version,
+                            committed: returned,
+                        });
+                    }
+                }
+                watched.lock().unwrap().extend(samples);
+                done.push((due, called, returned, ids.len()));
+            }
+            Ok::<_, anyhow::Error>(done)
+        });
+    }
+    let mut done = Vec::new();
+    let writers_result: anyhow::Result<()> = async {
+        while let Some(joined) = writers.join_next().await {
+            done.extend(joined?.context("a lag-phase writer failed")?);
+        }
+        Ok(())
+    }
+    .await;
+    writing_done.store(true, Ordering::Release);
+    if let Err(error) = writers_result {
+        poller.abort();
+        sampler.abort();
+        return Err(error);
+    }
+    let (seen, unseen, polls) = poller.await??;
+    let activity = sampler.await??;
+    let cpu = cpu_before
+        .zip(CpuSnapshot::take())
+        .map(|(before, after)| after.since(&before));
+    let projector_lag = projector_status.lag();
+
+    // Split each watched event's lag at the moment the relay saw it acknowledged.
+    let (ids, sequences): (Vec<String>, Vec<i64>) =
+        seen.iter().map(|s| (s.id.clone(), s.version)).unzip();
+    let positions: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT e.aggregate_id, e.sequence, e.global_position \
+           FROM UNNEST($1::text[], $2::bigint[]) AS w(id, sequence) \
+           JOIN events e ON e.aggregate_type = 'number' AND e.aggregate_id = w.id \
+                        AND e.sequence = w.sequence",
+    )
+    .bind(&ids)
+    .bind(&sequences)
+    .fetch_all(&pool)
+    .await?;
+    let positions: HashMap<(String, i64), i64> = positions
+        .into_iter()
+        .map(|(id, sequence, position)| ((id, sequence), position))
+        .collect();
+    let acked: HashMap<i64, Instant> = acks.log.lock().unwrap().iter().copied().collect();
+    let mut millis = Vec::with_capacity(seen.len());
+    let mut relay_millis = Vec::with_capacity(seen.len());
+    let mut projector_millis = Vec::with_capacity(seen.len());
+    for s in &seen {
+        millis.push(ms_between(s.seen, s.committed));
+        let ack = positions
+            .get(&(s.id.clone(), s.version))
+            .and_then(|position| acked.get(position));
+        if let Some(&ack) = ack {
+            relay_millis.push(ms_between(ack, s.committed));
+            projector_millis.push(ms_between(s.seen, ack));
+        }
+    }
+    for sorted in [&mut millis, &mut relay_millis, &mut projector_millis] {
+        sorted.sort_by(f64::total_cmp);
+    }
+
+    let last = done.iter().map(|d| d.2).max().unwrap_or(start);
+    let events: u64 = done.iter().map(|d| d.3 as u64).sum();
+    let mut command_millis: Vec<f64> = done.iter().map(|d| ms_between(d.2, d.1)).collect();
+    command_millis.sort_by(f64::total_cmp);
+    let mut late_millis: Vec<f64> = done.iter().map(|d| ms_between(d.1, d.0)).collect();
+    late_millis.sort_by(f64::total_cmp);
+    Ok(LagReport {
+        events,
+        commands: done.len(),
+        achieved_rate: events as f64 / (last - start).as_secs_f64(),
+        millis,
+        relay_millis,
+        projector_millis,
+        unseen,
+        polls,
+        sample_every,
+        command_millis,
+        late_millis,
+        projector_lag,
+        cpu,
+        activity,
+        catch_up,
+    })
+}
+
+/// A watched event whose read row was seen at its version.
+struct Seen {
+    id: String,
+    version: i64,
+    committed: Instant,
+    seen: Instant,
+}
+
+/// Polls the watched numbers' read rows until every one has reached its version (or 30 s after
+/// the writers finished); answers the events seen, how many were never seen, and how many polls
+/// it took. An event counts as seen when the poll that found it returned: at most one poll
+/// (1-2 ms) late.
+async fn poll_read_rows(
+    connection: &mut sqlx::PgConnection,
+    watched: &Mutex<Vec<Watched>>,
+    writing_done: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<(Vec<Seen>, usize, u64)> {
+    let mut waiting: Vec<Watched> = Vec::new();
+    let mut seen = Vec::new();
+    let mut polls = 0u64;
+    let mut finished_at: Option<Instant> = None;
+    loop {
+        let finished = writing_done.load(Ordering::Acquire);
+        waiting.append(&mut watched.lock().unwrap());
+        if finished {
+            let at = *finished_at.get_or_insert_with(Instant::now);
+            if waiting.is_empty() || at.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+        }
+        if waiting.is_empty() {
+            tokio::time::sleep(LAG_POLL_INTERVAL).await;
+            continue;
+        }
+        let ids: Vec<&str> = waiting
+            .iter()
+            .take(LAG_POLL_WINDOW)
+            .map(|w| w.id.as_str())
+            .collect();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT telephone_number, version FROM read_numbers \
+              WHERE telephone_number = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *connection)
+        .await?;
+        let seen_at = Instant::now();
+        polls += 1;
+        let versions: HashMap<String, i64> = rows.into_iter().collect();
+        let mut still = Vec::with_capacity(waiting.len());
+        for w in waiting.drain(..) {
+            if versions.get(&w.id).is_some_and(|v| *v >= w.version) {
+                seen.push(Seen {
+                    id: w.id,
+                    version: w.version,
+                    committed: w.committed,
+                    seen: seen_at,
+                });
+            } else {
+                still.push(w);
+            }
+        }
+        waiting = still;
+        tokio::time::sleep(LAG_POLL_INTERVAL).await;
+    }
+    Ok((seen, waiting.len(), polls))
+}
+
+/// What PostgreSQL's sessions of the bench database were doing, sampled from
+/// `pg_stat_activity` every `ACTIVITY_INTERVAL` during a phase.
+#[derive(Default)]
+struct Activity {
+    samples: u64,
+    /// Active sessions seen per statement (its first words) and per wait event ("CPU" when not
+    /// waiting), and sessions idle inside a transaction (waiting for their client).
+    statements: HashMap<String, u64>,
+    waits: HashMap<String, u64>,
+    idle_in_transaction: u64,
+}
+
+const ACTIVITY_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Samples until `finished`.
+async fn sample_activity(
+    connection: &mut sqlx::PgConnection,
+    finished: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<Activity> {
+    let mut activity = Activity::default();
+    while !finished.load(Ordering::Acquire) {
+        let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT state, wait_event_type || ':' || wait_event, \
+                    left(regexp_replace(query, '\\s+', ' ', 'g'), 72) \
+               FROM pg_stat_activity \
+              WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                AND state IN ('active', 'idle in transaction')",
+        )
+        .fetch_all(&mut *connection)
+        .await?;
+        activity.samples += 1;
+        for (state, wait, query) in rows {
+            if state == "active" {
+                *activity.statements.entry(query).or_default() += 1;
+                *activity
+                    .waits
+                    .entry(wait.unwrap_or_else(|| "CPU".to_string()))
+                    .or_default() += 1;
+            } else {
+                activity.idle_in_transaction += 1;
+            }
+        }
+        tokio::time::sleep(ACTIVITY_INTERVAL).await;
+    }
+    Ok(activity)
+}
+
+impl Activity {
+    /// Average sessions active and idle in a transaction, the wait events, and the `n`
+    /// statements seen most with their average sessions.
+    fn print(&self, n: usize) {
+        let samples = self.samples.max(1) as f64;
+        let active: u64 = self.statements.values().sum();
+        println!(
+            "            PostgreSQL sessions ({} samples): {:.2} active and {:.2} idle in \
+             transaction on average; waiting on: {}",
+            self.samples,
+            active as f64 / samples,
+            self.idle_in_transaction as f64 / samples,
+            self.top(&self.waits, 6)
+                .iter()
+                .map(|(wait, sessions)| format!("{wait} {sessions:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (statement, sessions) in self.top(&self.statements, n) {
+            println!("              {sessions:5.2}  {statement}");
+        }
+    }
+
+    /// The `n` keys seen most, with the average number of sessions in them.
+    fn top(&self, counts: &HashMap<String, u64>, n: usize) -> Vec<(String, f64)> {
+        let mut sorted: Vec<(&String, &u64)> = counts.iter().collect();
+        sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        sorted
+            .into_iter()
+            .take(n)
+            .map(|(key, count)| (key.clone(), *count as f64 / self.samples.max(1) as f64))
+            .collect()
+    }
+}
+
+/// CPU time used on the machine over a phase, from /proc: by PostgreSQL (every `postgres`
+/// process), NATS, this process, and everything else.
+struct CpuUse {
+    seconds: f64,
+    cpus: usize,
+    /// Busy share of all CPUs, 0 to 1.
+    busy: f64,
+    /// CPU seconds.
+    postgres: f64,
+    nats: f64,
+    bench: f64,
+    other: f64,
+}
+
+struct CpuSnapshot {
+    at: Instant,
+    /// Jiffies of all CPUs: busy, total.
+    busy: u64,
+    total: u64,
+    /// Jiffies per process group: postgres, nats-server, this process.
+    postgres: u64,
+    nats: u64,
+    bench: u64,
+}
+
+impl CpuUse {
+    fn print(&self) {
+        println!(
+            "            CPU over {:.1} s: {:.0}% of {} CPUs busy; PostgreSQL {:.1} s, NATS {:.1} s, \
+             this process {:.1} s, other processes {:.1} s",
+            self.seconds,
+            self.busy * 100.0,
+            self.cpus,
+            self.postgres,
+            self.nats,
+            self.bench,
+            self.other
+        );
+    }
+}
+
+impl CpuSnapshot {
+    /// None where /proc is not Linux's.
+    fn take() -> Option<CpuSnapshot> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let total: u64 = cpu.iter().take(8).sum();
+        let idle = cpu.get(3)? + cpu.get(4).unwrap_or(&0);
+        let me = std::process::id();
+        let (mut postgres, mut nats, mut bench) = (0, 0, 0);
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ..." with utime and stime the 14th and 15th fields.
+            let Some((head, rest)) = text.rsplit_once(')') else {
+                continue;
+            };
+            let comm = head.split_once('(').map_or("", |(_, c)| c);
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let used: u64 = fields
+                .get(11..13)
+                .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+            if pid == me {
+                bench += used;
+            } else if comm == "postgres" {
+                postgres += used;
+            } else if comm == "nats-server" {
+                nats += used;
+            }
+        }
+        Some(CpuSnapshot {
+            at: Instant::now(),
+            busy: total - idle,
+            total,
+            postgres,
+            nats,
+            bench,
+        })
+    }
+
+    /// Assumes 100 jiffies per second (Linux's USER_HZ).
+    fn since(&self, before: &CpuSnapshot) -> CpuUse {
+        let jiffies = |after: u64, before: u64| after.saturating_sub(before) as f64 / 100.0;
+        let busy = jiffies(self.busy, before.busy);
+        let (postgres, nats, bench) = (
+            jiffies(self.postgres, before.postgres),
+            jiffies(self.nats, before.nats),
+            jiffies(self.bench, before.bench),
+        );
+        CpuUse {
+            seconds: (self.at - before.at).as_secs_f64(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            busy: busy / jiffies(self.total, before.total).max(0.01),
+            postgres,
+            nats,
+            bench,
+            other: (busy - postgres - nats - bench).max(0.0),
+        }
+    }
+}
+
+impl LagReport {
+    fn print(&self, args: &ProjectionsArgs) {
+        println!(
+            "catch-up    {} NumberUpdated events ({CATCH_UP_BATCH} per command) committed and published \
+             before the projector started; projected in {:.1} s: {:.0} events/s (projector alone)",
+            self.catch_up.events,
+            self.catch_up.elapsed.as_secs_f64(),
+            self.catch_up.events as f64 / self.catch_up.elapsed.as_secs_f64()
+        );
+        let (p50, p90, p99, max) = (
+            percentile(&self.millis, 50.0),
+            percentile(&self.millis, 90.0),
+            percentile(&self.millis, 99.0),
+            self.millis.last().copied().unwrap_or(f64::NAN),
+        );
+        println!(
+            "lag         {} NumberUpdated events in {} upsert_numbers commands ({} per command) over \
+             {} s by {} writers: {:.1} events/s (target {})",
+            self.events,
+            self.commands,
+            args.batch,
+            args.seconds,
+            args.writers,
+            self.achieved_rate,
+            args.rate
+        );
+        println!(
+            "            commit-to-read-row p50 {p50:.1} ms, p90 {p90:.1} ms, p99 {p99:.1} ms, max {max:.1} ms \
+             (goal p99 <= {GOAL_LAG_P99_MS:.0} ms: {})",
+            verdict(p99 <= GOAL_LAG_P99_MS && self.unseen == 0)
+        );
+        println!(
+            "            {} events watched (one in {}), {} never seen; {} polls; commands p50 {:.1} ms, \
+             p99 {:.1} ms; started p99 {:.1} ms after due; projector lag at the end {}",
+            self.millis.len() + self.unseen,
+            self.sample_every,
+            self.unseen,
+            self.polls,
+            percentile(&self.command_millis, 50.0),
+            percentile(&self.command_millis, 99.0),
+            percentile(&self.late_millis, 99.0),
+            self.projector_lag
+                .map_or("unknown".to_string(), |lag| format!("{lag} events"))
+        );
+        println!(
+            "            split at the relay's ack: commit-to-ack p50 {:.1} / p99 {:.1} ms, \
+             ack-to-read-row p50 {:.1} / p99 {:.1} ms ({} events)",
+            percentile(&self.relay_millis, 50.0),
+            percentile(&self.relay_millis, 99.0),
+            percentile(&self.projector_millis, 50.0),
+            percentile(&self.projector_millis, 99.0),
+            self.relay_millis.len()
+        );
+        self.activity.print(8);
+        if let Some(cpu) = &self.cpu {
+            cpu.print();
+        }
+    }
 }
