@@ -429,22 +429,12 @@ where
     Ok(ids.len() as u64)
 }
 
-const AUDIT_COPY: &str = "INSERT INTO {table} (global_position, aggregate_type, aggregate_id, sequence, \
-        event_type, subject, roles, ticket_id, correlation_id, client_request_id, occurred_at) \
-     SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
-            metadata->>'subject', metadata->'roles', metadata->>'ticket_id', \
-            metadata->>'correlation_id', metadata->>'client_request_id', \
-            (metadata->>'time')::timestamptz \
-       FROM events \
-      WHERE aggregate_type IN ('account', 'number', 'consent', 'civicAddress') AND {condition} \
-     ON CONFLICT (global_position) DO NOTHING";
-
 async fn copy_audit(
     store: &EventStore,
     fresh: &str,
     watermark: &str,
 ) -> Result<u64, ProjectionError> {
-    let sql = AUDIT_COPY
+    let sql = crate::write::AUDIT_FROM_EVENTS
         .replace("{table}", fresh)
         .replace("{condition}", "tx_id < $1::text::xid8");
     let done = sqlx::query(&sql)
@@ -459,7 +449,7 @@ async fn copy_audit_in(
     fresh: &str,
     watermark: &str,
 ) -> Result<u64, ProjectionError> {
-    let sql = AUDIT_COPY
+    let sql = crate::write::AUDIT_FROM_EVENTS
         .replace("{table}", fresh)
         .replace("{condition}", "tx_id >= $1::text::xid8");
     let done = sqlx::query(&sql).bind(watermark).execute(&mut **tx).await?;

@@ -413,18 +413,10 @@ async fn record_audit(
     from: u64,
     to: u64,
 ) -> Result<(), ProjectionError> {
-    sqlx::query(
-        "INSERT INTO audit_log (global_position, aggregate_type, aggregate_id, sequence, \
-                                event_type, subject, roles, ticket_id, correlation_id, \
-                                client_request_id, occurred_at) \
-         SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
-                metadata->>'subject', metadata->'roles', metadata->>'ticket_id', \
-                metadata->>'correlation_id', metadata->>'client_request_id', \
-                (metadata->>'time')::timestamptz \
-           FROM events \
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 AND sequence <= $4 \
-         ON CONFLICT (global_position) DO NOTHING",
-    )
+    sqlx::query(&AUDIT_FROM_EVENTS.replace("{table}", "audit_log").replace(
+        "{condition}",
+        "aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 AND sequence <= $4",
+    ))
     .bind(kind.aggregate_type())
     .bind(id)
     .bind(from as i64)
@@ -433,3 +425,15 @@ async fn record_audit(
     .await?;
     Ok(())
 }
+
+/// Audit rows of the events that meet `{condition}`, into `{table}`; rows already there stay.
+/// The live projector and the rebuild both write audit rows with it.
+pub(crate) const AUDIT_FROM_EVENTS: &str = "INSERT INTO {table} (global_position, aggregate_type, aggregate_id, sequence, \
+        event_type, subject, roles, ticket_id, correlation_id, client_request_id, occurred_at) \
+     SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
+            metadata->>'subject', metadata->'roles', metadata->>'ticket_id', \
+            metadata->>'correlation_id', metadata->>'client_request_id', \
+            (metadata->>'time')::timestamptz \
+       FROM events \
+      WHERE aggregate_type IN ('account', 'number', 'consent', 'civicAddress') AND {condition} \
+     ON CONFLICT (global_position) DO NOTHING";
