@@ -51,7 +51,6 @@ impl TestStream {
     pub fn spawn_relay(&self, pool: &PgPool) -> (JoinHandle<()>, std::sync::Arc<RelayStatus>) {
         let mut settings = RelaySettings::new(self.settings.clone());
         settings.standby_interval = Duration::from_millis(50);
-        settings.poll_interval = Duration::from_millis(200);
         let relay = Relay::new(pool.clone(), self.jetstream.clone(), settings);
         let status = relay.status();
         (tokio::spawn(relay.run()), status)

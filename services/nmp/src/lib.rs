@@ -12,7 +12,6 @@ use anyhow::Context;
 use api::AppState;
 use commands::CommandService;
 use relay::{Relay, RelaySettings, RelayStatus, StreamError, StreamSettings};
-use sqlx::PgPool;
 use store::EventStore;
 use store::repeatability::RepeatabilityStore;
 use tokio::net::TcpListener;
@@ -128,15 +127,21 @@ pub fn start_nats_api(
 }
 
 /// Starts the relay in the background: it sets up the stream once NATS answers (nmp keeps
-/// accepting commands meanwhile), then publishes for as long as the task runs.
+/// accepting commands meanwhile), then publishes for as long as the task runs. Commits through
+/// `store` (and its clones) wake it at once; other writers' events are polled for.
 pub async fn start_relay(
     nats: &NatsSettings,
     client: async_nats::Client,
-    pool: PgPool,
+    store: &EventStore,
 ) -> anyhow::Result<(JoinHandle<()>, Arc<RelayStatus>)> {
     let stream = stream_settings(nats)?;
     let jetstream = async_nats::jetstream::new(client);
-    let relay = Relay::new(pool, jetstream.clone(), RelaySettings::new(stream.clone()));
+    let relay = Relay::new(
+        store.pool().clone(),
+        jetstream.clone(),
+        RelaySettings::new(stream.clone()),
+    )
+    .with_wake(store.appended_signal());
     let status = relay.status();
     let task = tokio::spawn(async move {
         let mut pause = Duration::from_millis(500);

@@ -112,8 +112,8 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
     let nats = nmp::connect_nats(&settings.nats).await?;
     let mut background = Vec::new();
     if components.relay {
-        let pool = state.commands.store().pool().clone();
-        let (task, status) = nmp::start_relay(&settings.nats, nats.clone(), pool).await?;
+        let (task, status) =
+            nmp::start_relay(&settings.nats, nats.clone(), state.commands.store()).await?;
         let metrics: api::MetricsRenderer =
             std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
         state.metrics.push(metrics);

@@ -8,6 +8,12 @@
 //! re-publishes; `Nats-Msg-Id` lets JetStream drop the repeats inside its duplicate window.
 //! One relay per installation is active at a time, holding a Postgres advisory lock on a
 //! dedicated connection; others wait and take over when it dies.
+//!
+//! Once caught up it polls every few milliseconds (an index lookup past the checkpoint), and
+//! a commit through an event store in the same process wakes it at once. It used to sleep on
+//! a `LISTEN` fed by a trigger, but `NOTIFY` makes PostgreSQL hold one lock from each
+//! notifying transaction's commit until that commit is on disk, which serialised every
+//! writer of events.
 
 pub mod message;
 pub mod stream;
@@ -17,8 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::Notify;
 
 pub use message::StoredEvent;
 pub use stream::{StreamError, StreamSettings, ensure_stream};
@@ -27,15 +33,17 @@ pub use stream::{StreamError, StreamSettings, ensure_stream};
 /// context have 5,000 publishes unacknowledged, and a larger batch would wait forever.
 pub const MAX_BATCH: i64 = 4_000;
 
-/// The channel the `events_appended` trigger notifies on commit.
-const CHANNEL: &str = "nmp_events";
+/// How often the relay measures its lag while it has nothing to publish.
+const IDLE_MEASURE_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
     pub stream: StreamSettings,
     /// Most events read and published per round; at most `MAX_BATCH`.
     pub batch_size: i64,
-    /// Longest wait between reads when no notification arrives.
+    /// Wait between reads once caught up, unless a commit in this process wakes the relay
+    /// sooner (see [`Relay::with_wake`]). Bounds the latency of events written by other
+    /// processes, and of events waiting behind a slow transaction (the watermark).
     pub poll_interval: Duration,
     /// How often a standby relay tries to take over.
     pub standby_interval: Duration,
@@ -46,7 +54,7 @@ impl RelaySettings {
         RelaySettings {
             stream,
             batch_size: 2_000,
-            poll_interval: Duration::from_millis(500),
+            poll_interval: Duration::from_millis(5),
             standby_interval: Duration::from_secs(1),
         }
     }
@@ -139,6 +147,7 @@ pub struct Relay {
     status: Arc<RelayStatus>,
     started: Instant,
     observer: Option<AckObserver>,
+    wake: Arc<Notify>,
 }
 
 impl Relay {
@@ -153,7 +162,16 @@ impl Relay {
             }),
             started: Instant::now(),
             observer: None,
+            wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// Wakes the relay whenever `signal` is notified — the event store's `appended_signal` in
+    /// the same process — so events committed here are published without waiting for the
+    /// next poll.
+    pub fn with_wake(mut self, signal: Arc<Notify>) -> Self {
+        self.wake = signal;
+        self
     }
 
     pub fn with_ack_observer(mut self, observer: AckObserver) -> Self {
@@ -233,15 +251,11 @@ impl Relay {
     }
 
     async fn publish_loop(&self, connection: &mut PgConnection) -> Result<(), RelayError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(CHANNEL).await?;
         let mut checkpoint = self.load_checkpoint(connection).await?;
-        let mut idle_pause = Duration::from_millis(1);
         let mut last_measure = Instant::now() - Duration::from_secs(10);
         loop {
             let batch = self.read_batch(connection, &checkpoint).await?;
             if let Some(last) = batch.last() {
-                idle_pause = Duration::from_millis(1);
                 let next = Checkpoint {
                     tx_id: last.tx_id.clone(),
                     global_position: last.global_position,
@@ -258,21 +272,15 @@ impl Relay {
                 }
                 continue;
             }
-            // Caught up with what is visible. Events may still wait behind an open transaction
-            // (the watermark): then look again soon; otherwise sleep until notified.
-            let waiting = self.measure_lag(connection, &checkpoint).await?;
-            last_measure = Instant::now();
-            if waiting > 0 {
-                // Woken by the commit that moves the watermark, or polled briefly.
-                tokio::select! {
-                    notification = listener.recv() => { notification?; }
-                    () = tokio::time::sleep(idle_pause) => {}
-                }
-                idle_pause = (idle_pause * 2).min(Duration::from_millis(8));
-                continue;
+            // Caught up with what is visible below the watermark. Events may still wait behind
+            // an open transaction, or be committed by another process: look again after the
+            // poll interval, or at once when a commit in this process signals.
+            if last_measure.elapsed() >= IDLE_MEASURE_INTERVAL {
+                self.measure_lag(connection, &checkpoint).await?;
+                last_measure = Instant::now();
             }
             tokio::select! {
-                notification = listener.recv() => { notification?; }
+                () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }

@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
@@ -181,6 +183,9 @@ pub struct EventStore {
     pool: PgPool,
     upcasters: Arc<Vec<Arc<dyn EventUpcaster>>>,
     cache: Arc<AggregateCache>,
+    /// Signalled after every commit of events, so a relay in the same process publishes them
+    /// at once instead of at its next poll.
+    appended: Arc<Notify>,
 }
 
 /// Where the rebuild of one aggregate stands: its state so far, and the version it was taken
@@ -224,7 +229,14 @@ impl EventStore {
             // No stored event has been reshaped yet; a new event shape adds its upcaster here.
             upcasters: Arc::new(Vec::new()),
             cache: Arc::new(AggregateCache::new(capacity)),
+            appended: Arc::new(Notify::new()),
         }
+    }
+
+    /// Signalled (one stored permit, `notify_one`) after each commit of events through this
+    /// store or its clones; a relay in the same process waits on it between polls.
+    pub fn appended_signal(&self) -> Arc<Notify> {
+        self.appended.clone()
     }
 
     /// Adds an upcaster for an older event shape. The store starts with an empty cache, so no
@@ -548,6 +560,7 @@ impl EventStore {
             }
         }
         tx.commit().await.map_err(conflict_or)?;
+        self.appended.notify_one();
         Ok(())
     }
 
