@@ -54,7 +54,7 @@ impl Target {
         }
     }
 
-    fn table(self) -> &'static str {
+    pub fn table(self) -> &'static str {
         match self {
             Target::Table(kind) => kind.table().0,
             Target::AuditLog => "audit_log",
@@ -120,6 +120,11 @@ pub async fn rebuild(store: &EventStore, target: Target) -> Result<RebuildReport
         }
         Target::AuditLog => watermark,
     };
+    // Readers plan their queries on the swapped table at once; without statistics the planner
+    // would guess until autovacuum comes by.
+    sqlx::query(&format!("ANALYZE {fresh}"))
+        .execute(pool)
+        .await?;
 
     let mut tx = pool.begin().await?;
     // Projectors wait here; readers too, for the moment of the swap.
@@ -151,6 +156,7 @@ pub async fn rebuild(store: &EventStore, target: Target) -> Result<RebuildReport
         }
         Target::AuditLog => copy_audit_in(&mut tx, &fresh, &watermark).await?,
     };
+    let renames = index_renames(&mut tx, live, &fresh).await?;
     sqlx::query(&format!("ALTER TABLE {live} RENAME TO {live}_replaced"))
         .execute(&mut *tx)
         .await?;
@@ -160,6 +166,17 @@ pub async fn rebuild(store: &EventStore, target: Target) -> Result<RebuildReport
     sqlx::query(&format!("DROP TABLE {live}_replaced"))
         .execute(&mut *tx)
         .await?;
+    // The fresh table's indexes (and its primary key) take the names of those they replace,
+    // so later migrations find the names they were written against.
+    for (fresh_name, live_name) in renames {
+        sqlx::query(&format!(
+            "ALTER INDEX {} RENAME TO {}",
+            quote_ident(&fresh_name),
+            quote_ident(&live_name)
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {live}"))
         .fetch_one(pool)
@@ -171,6 +188,62 @@ pub async fn rebuild(store: &EventStore, target: Target) -> Result<RebuildReport
         caught_up,
         elapsed: started.elapsed(),
     })
+}
+
+/// Pairs each index of `fresh` with the index of `live` it copies, matched on their definitions
+/// with the index and table names left out: `(fresh index name, live index name)`.
+async fn index_renames(
+    tx: &mut Transaction<'_, Postgres>,
+    live: &str,
+    fresh: &str,
+) -> Result<Vec<(String, String)>, ProjectionError> {
+    let indexes: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT t.relname::text, i.relname::text, pg_get_indexdef(x.indexrelid) \
+           FROM pg_index x \
+           JOIN pg_class i ON i.oid = x.indexrelid \
+           JOIN pg_class t ON t.oid = x.indrelid \
+           JOIN pg_namespace n ON n.oid = t.relnamespace \
+          WHERE n.nspname = current_schema() AND t.relname IN ($1, $2)",
+    )
+    .bind(live)
+    .bind(fresh)
+    .fetch_all(&mut **tx)
+    .await?;
+    // `CREATE [UNIQUE] INDEX <name> ON <schema>.<table> USING ...`: keep what follows the table.
+    let shape = |table: &str, definition: &str| -> Option<(bool, String)> {
+        let unique = definition.starts_with("CREATE UNIQUE INDEX");
+        let on = definition.find(" ON ")?;
+        let rest = &definition[on + 4..];
+        let rest = rest.strip_prefix("ONLY ").unwrap_or(rest);
+        let after_table = rest.find(' ').map(|at| &rest[at..])?;
+        let qualified = &rest[..rest.len() - after_table.len()];
+        let name = qualified.rsplit('.').next().unwrap_or(qualified);
+        (name.trim_matches('"') == table).then(|| (unique, after_table.to_string()))
+    };
+    let live_shapes: Vec<((bool, String), String)> = indexes
+        .iter()
+        .filter(|(table, _, _)| table == live)
+        .filter_map(|(_, name, def)| shape(live, def).map(|s| (s, name.clone())))
+        .collect();
+    let mut renames = Vec::new();
+    for (table, name, definition) in &indexes {
+        if table != fresh {
+            continue;
+        }
+        let Some(fresh_shape) = shape(fresh, definition) else {
+            continue;
+        };
+        if let Some((_, live_name)) = live_shapes.iter().find(|(s, _)| *s == fresh_shape)
+            && live_name != name
+        {
+            renames.push((name.clone(), live_name.clone()));
+        }
+    }
+    Ok(renames)
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn account_row_of(aggregate: &Account) -> Row {

@@ -16,5 +16,6 @@ mod lists;
 mod nats_api;
 mod numbers;
 mod projections;
+mod rebuild;
 mod relay;
 mod repeatability;
