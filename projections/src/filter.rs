@@ -1,6 +1,8 @@
 //! The `filter` query parameter of the list operations: a small, documented subset of OData,
 //! parsed into an AST against the fields of one resource and compiled to SQL whose values are
-//! bind parameters, never pasted text.
+//! bind parameters, never pasted text — with one exception: a service's wire name compared with
+//! `service` becomes a literal, taken from nmp's own list of services (`domain::Service`) and
+//! never from the filter, so that the planner can use the partial index of that service.
 //!
 //! Grammar (keywords and field names are case-sensitive, as in OData):
 //!
@@ -23,6 +25,8 @@
 
 use std::fmt;
 
+use domain::Service;
+
 /// The longest filter accepted, in characters.
 pub const MAX_LENGTH: usize = 1000;
 /// The deepest nesting of parentheses and `not` accepted.
@@ -42,8 +46,8 @@ pub enum Resource {
 pub enum FieldKind {
     /// A text column (may be NULL).
     Text,
-    /// A text array column holding a set, such as the enabled services.
-    TextSet,
+    /// A text array column holding the wire names of the enabled services, as a set.
+    Services,
     /// A boolean expression.
     Bool,
 }
@@ -74,7 +78,7 @@ const ACCOUNT_FIELDS: &[Field] = &[
     Field {
         name: "service",
         sql: "a.services",
-        kind: FieldKind::TextSet,
+        kind: FieldKind::Services,
     },
     text("serviceProvisioningStatus", "a.sync_status"),
     Field {
@@ -90,7 +94,7 @@ const NUMBER_FIELDS: &[Field] = &[
     Field {
         name: "service",
         sql: "n.services",
-        kind: FieldKind::TextSet,
+        kind: FieldKind::Services,
     },
     text("usage", "n.usage"),
     text("assignmentStatus", "n.assignment_status"),
@@ -591,7 +595,7 @@ impl Parser {
             }
         };
         match (&value, field.kind) {
-            (Value::Bool(_), FieldKind::Text | FieldKind::TextSet) => Err(error_at(
+            (Value::Bool(_), FieldKind::Text | FieldKind::Services) => Err(error_at(
                 position,
                 format!("a boolean for the text field {}", field.name),
                 "compare it with a quoted string",
@@ -639,7 +643,7 @@ pub fn compile(expr: &Expr, sql: &mut Sql) -> String {
         Expr::StartsWith { field, prefix } => {
             let at = sql.bind(Param::Text(prefix.clone()));
             match field.kind {
-                FieldKind::TextSet => format!(
+                FieldKind::Services => format!(
                     "EXISTS (SELECT 1 FROM unnest({}) AS s(v) WHERE starts_with(s.v, {at}))",
                     field.sql
                 ),
@@ -660,12 +664,16 @@ fn join(terms: &[Expr], with: &str, sql: &mut Sql) -> String {
 fn compare(field: &Field, op: Comparison, value: &Value, sql: &mut Sql) -> String {
     let column = field.sql;
     match (field.kind, value) {
-        (FieldKind::TextSet, Value::Null) => match op {
+        (FieldKind::Services, Value::Null) => match op {
             Comparison::Eq => format!("(cardinality({column}) = 0)"),
             Comparison::Ne => format!("(cardinality({column}) > 0)"),
         },
-        (FieldKind::TextSet, value) => {
-            let at = sql.bind(param(value));
+        (FieldKind::Services, value) => {
+            let at = match value {
+                Value::Text(name) => service_literal(name),
+                _ => None,
+            }
+            .unwrap_or_else(|| sql.bind(param(value)));
             match op {
                 Comparison::Eq => format!("({at} = ANY({column}))"),
                 Comparison::Ne => format!("(NOT ({at} = ANY({column})))"),
@@ -683,6 +691,20 @@ fn compare(field: &Field, op: Comparison, value: &Value, sql: &mut Sql) -> Strin
             }
         }
     }
+}
+
+/// `name` as an SQL string literal when it is the wire name of one of nmp's services, for the
+/// planner to match `'<name>' = ANY(services)` with that service's partial index (a bind
+/// parameter would hide which index applies). The literal is built from `Service::wire_name`, a
+/// constant of nmp's, never from the filter's text; wire names are ASCII letters only, so it
+/// needs no quoting. Any other name stays a bind parameter (it matches no row).
+fn service_literal(name: &str) -> Option<String> {
+    let known = Service::ALL
+        .into_iter()
+        .map(Service::wire_name)
+        .find(|wire| *wire == name)?;
+    debug_assert!(known.chars().all(|c| c.is_ascii_alphabetic()));
+    Some(format!("'{known}'"))
 }
 
 fn param(value: &Value) -> Param {
@@ -737,9 +759,14 @@ mod tests {
     #[test]
     fn service_tests_membership_of_the_enabled_services() {
         let sql = sql_of("service eq 'teamsOperatorConnect'", Resource::Accounts);
-        assert_eq!(sql.text, "($1 = ANY(a.services))");
+        assert_eq!(sql.text, "('teamsOperatorConnect' = ANY(a.services))");
+        assert!(sql.params.is_empty());
         let sql = sql_of("service ne 'teamsPhoneMobile'", Resource::Numbers);
-        assert_eq!(sql.text, "(NOT ($1 = ANY(n.services)))");
+        assert_eq!(sql.text, "(NOT ('teamsPhoneMobile' = ANY(n.services)))");
+        // A name that is no service stays a value.
+        let sql = sql_of("service eq 'teamsoperatorconnect'", Resource::Numbers);
+        assert_eq!(sql.text, "($1 = ANY(n.services))");
+        assert_eq!(sql.params, texts(&["teamsoperatorconnect"]));
         let sql = sql_of("startswith(service, 'teams')", Resource::Numbers);
         assert_eq!(
             sql.text,
@@ -747,6 +774,52 @@ mod tests {
         );
         let sql = sql_of("service eq null", Resource::Accounts);
         assert_eq!(sql.text, "(cardinality(a.services) = 0)");
+    }
+
+    #[test]
+    fn only_nmps_own_service_names_become_literals() {
+        // Every service's wire name is letters only: inlined between quotes, it cannot end the
+        // literal or carry SQL.
+        for service in Service::ALL {
+            let name = service.wire_name();
+            assert!(
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphabetic()),
+                "{name}"
+            );
+            let sql = sql_of(&format!("service eq '{name}'"), Resource::Numbers);
+            assert_eq!(sql.text, format!("('{name}' = ANY(n.services))"));
+            assert!(sql.params.is_empty());
+        }
+        // Anything else — near misses, quotes, injections — is a bind parameter, and the text
+        // holds only the placeholder, whatever the value.
+        for value in [
+            "zoomPhoneCloudPeering ",
+            " zoomPhoneCloudPeering",
+            "zoomPhoneCloudPeering'; DROP TABLE events; --",
+            "'zoomPhoneCloudPeering'",
+            "ZoomPhoneCloudPeering",
+            "zoomPhoneCloudPeering\u{0}",
+            "",
+        ] {
+            let filter = format!("service eq '{}'", value.replace('\'', "''"));
+            let Ok(parsed) = parse(&filter, Resource::Numbers) else {
+                continue;
+            };
+            let mut sql = Sql::default();
+            let text = compile(&parsed.expr, &mut sql);
+            assert_eq!(text, "($1 = ANY(n.services))", "{filter}");
+            assert_eq!(sql.params, texts(&[value]), "{filter}");
+        }
+        // A literal service and bound values side by side keep their placeholders in order.
+        let sql = sql_of(
+            "usage eq 'a' and service eq 'zoomPhoneCloudPeering' and accountName eq 'b'",
+            Resource::Numbers,
+        );
+        assert_eq!(
+            sql.text,
+            "((n.usage = $1) AND ('zoomPhoneCloudPeering' = ANY(n.services)) AND (n.account_name = $2))"
+        );
+        assert_eq!(sql.params, texts(&["a", "b"]));
     }
 
     #[test]

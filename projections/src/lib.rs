@@ -5,6 +5,7 @@
 //! written in the same transaction, plus one audit row per event. Projectors never write the
 //! event store.
 
+pub mod failures;
 pub mod filter;
 pub mod projector;
 pub mod query;

@@ -1,9 +1,14 @@
 //! The projector: a durable JetStream pull consumer shared by every projector instance of an
-//! installation. Each message names an aggregate; the projector brings that aggregate's row up
-//! to date and only then acknowledges, so a crash means a redelivery, which changes nothing.
+//! installation. Each message names an aggregate; the projector takes the messages it has at
+//! hand as a batch (up to `batch_size`), brings the rows of the batch's aggregates up to date in
+//! one transaction (`write::project_batch`: each aggregate once, however many of its events the
+//! batch holds) and only then acknowledges them, so a crash means a redelivery, which changes
+//! nothing. While one batch is written the next is gathered and written alongside
+//! (`concurrency` batches at once).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull};
@@ -11,7 +16,7 @@ use futures::StreamExt;
 use store::EventStore;
 
 use crate::ProjectionError;
-use crate::write::{Kind, project};
+use crate::write::{Kind, project_batch};
 
 /// The durable consumer's name; instances of one installation share it.
 pub const CONSUMER: &str = "projector";
@@ -20,8 +25,10 @@ pub const CONSUMER: &str = "projector";
 pub struct ProjectorSettings {
     /// Stream of the installation's events (`<PREFIX>_EVENTS`).
     pub stream: String,
-    /// Messages handled at once by this instance.
+    /// Batches written at once by this instance.
     pub concurrency: usize,
+    /// Most messages in one batch (one transaction).
+    pub batch_size: usize,
     /// How long JetStream waits for an ack before redelivering.
     pub ack_wait: Duration,
 }
@@ -30,7 +37,8 @@ impl ProjectorSettings {
     pub fn new(stream: &str) -> Self {
         ProjectorSettings {
             stream: stream.to_string(),
-            concurrency: 8,
+            concurrency: 2,
+            batch_size: 500,
             ack_wait: Duration::from_secs(30),
         }
     }
@@ -138,7 +146,7 @@ impl Projector {
         let mut consumer = self.consumer().await?;
         let messages = consumer
             .stream()
-            .max_messages_per_batch(512)
+            .max_messages_per_batch(self.settings.batch_size.max(1))
             .heartbeat(Duration::from_secs(5))
             .messages()
             .await
@@ -146,7 +154,7 @@ impl Projector {
         self.status.running.store(true, Ordering::Relaxed);
         let status = self.status.clone();
         // Measure the lag on the side; a failure here only leaves the last figure standing.
-        let measure = tokio::spawn(async move {
+        let _measure = AbortOnDrop(tokio::spawn(async move {
             loop {
                 if let Ok(info) = consumer.info().await {
                     let lag = info.num_pending as i64 + info.num_ack_pending as i64;
@@ -154,62 +162,144 @@ impl Projector {
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        });
-        let (failed_tx, mut failed_rx) = tokio::sync::mpsc::channel::<ProjectionError>(1);
-        let handled = messages.for_each_concurrent(self.settings.concurrency, |message| {
-            let failed = failed_tx.clone();
-            async move {
-                let message = match message {
-                    Ok(message) => message,
+        }));
+        // The first failure of the subscription ends the stream; the batches in hand are
+        // still written (or given back) before `consume` reports it.
+        let failure: Mutex<Option<ProjectionError>> = Mutex::new(None);
+        messages
+            .scan((), |(), message| {
+                futures::future::ready(match message {
+                    Ok(message) => Some(message),
                     Err(error) => {
-                        let _ = failed.try_send(ProjectionError::Nats(error.to_string()));
-                        return;
+                        *failure.lock().expect("not poisoned") =
+                            Some(ProjectionError::Nats(error.to_string()));
+                        None
                     }
-                };
-                match self.handle(&message).await {
-                    Ok(()) => {
-                        if let Err(error) = message.ack().await {
-                            tracing::warn!(%error, "cannot acknowledge a projected event");
-                        }
-                    }
-                    // Not acknowledged: JetStream redelivers it after `ack_wait`; ask sooner.
-                    Err(error) => {
-                        tracing::warn!(%error, subject = %message.subject, "cannot project an event; it will be redelivered");
-                        let _ = message
-                            .ack_with(jetstream::AckKind::Nak(Some(Duration::from_millis(500))))
-                            .await;
-                    }
-                }
-            }
-        });
-        let result = tokio::select! {
-            () = handled => Ok(()),
-            Some(error) = failed_rx.recv() => Err(error),
-        };
-        measure.abort();
-        result
+                })
+            })
+            .ready_chunks(self.settings.batch_size.max(1))
+            .for_each_concurrent(self.settings.concurrency.max(1), |batch| {
+                self.handle_batch(batch)
+            })
+            .await;
+        match failure.into_inner().expect("not poisoned") {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
-    async fn handle(&self, message: &jetstream::Message) -> Result<(), ProjectionError> {
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_string())
+    /// Projects the aggregates of a batch of messages, then acknowledges every message. If that
+    /// fails, the database being out of reach gives every message back for a redelivery soon;
+    /// anything else, each aggregate is tried on its own, so that one that cannot be projected
+    /// only holds back its own messages.
+    async fn handle_batch(&self, batch: Vec<jetstream::Message>) {
+        let mut aggregates = Vec::with_capacity(batch.len());
+        let mut projected = Vec::with_capacity(batch.len());
+        let mut skipped = Vec::new();
+        for message in batch {
+            match aggregate_of(&message) {
+                Some(aggregate) => {
+                    aggregates.push(aggregate);
+                    projected.push(message);
+                }
+                None => skipped.push(message),
+            }
+        }
+        // Nothing to project for these: acknowledged at once.
+        acknowledge(&skipped, jetstream::AckKind::Ack).await;
+        if projected.is_empty() {
+            return;
+        }
+        let error = match project_batch(&self.store, &aggregates).await {
+            Ok(_) => return acknowledge(&projected, jetstream::AckKind::Ack).await,
+            Err(error) => error,
         };
-        let (Some(aggregate_type), Some(aggregate_id)) =
-            (header("nmp-aggregate-type"), header("nmp-aggregate-id"))
-        else {
-            tracing::warn!(subject = %message.subject, "an event without nmp headers is skipped");
-            return Ok(());
-        };
-        let Some(kind) = Kind::parse(&aggregate_type) else {
-            // An aggregate type this version does not project (a newer nmp's): nothing to do.
-            return Ok(());
-        };
-        let (table, _) = kind.table();
-        project(&self.store, kind, &aggregate_id, table).await?;
-        Ok(())
+        let mut by_aggregate: HashMap<(Kind, String), Vec<jetstream::Message>> = HashMap::new();
+        for (aggregate, message) in aggregates.into_iter().zip(projected) {
+            by_aggregate.entry(aggregate).or_default().push(message);
+        }
+        if by_aggregate.len() == 1 || unreachable(&error) {
+            // Not acknowledged: JetStream would redeliver them after `ack_wait`; ask sooner.
+            tracing::warn!(%error, aggregates = by_aggregate.len(), "cannot project a batch of events; they will be redelivered");
+            for messages in by_aggregate.values() {
+                acknowledge(messages, retry_soon()).await;
+            }
+            return;
+        }
+        // One aggregate that cannot be projected (an event this version cannot read, a row the
+        // database refuses) must not hold back the others: each on its own, then.
+        tracing::warn!(%error, aggregates = by_aggregate.len(), "cannot project a batch of events; projecting its aggregates one by one");
+        for (aggregate, messages) in by_aggregate {
+            match project_batch(&self.store, std::slice::from_ref(&aggregate)).await {
+                Ok(_) => acknowledge(&messages, jetstream::AckKind::Ack).await,
+                Err(error) => {
+                    tracing::warn!(%error, aggregate_type = aggregate.0.aggregate_type(), aggregate_id = %aggregate.1, "cannot project an aggregate; its events will be redelivered");
+                    acknowledge(&messages, retry_soon()).await;
+                }
+            }
+        }
+    }
+}
+
+/// Asks JetStream to redeliver a message shortly.
+fn retry_soon() -> jetstream::AckKind {
+    jetstream::AckKind::Nak(Some(Duration::from_millis(500)))
+}
+
+/// Whether `error` says the database cannot be reached (rather than that something in the
+/// batch cannot be projected).
+fn unreachable(error: &ProjectionError) -> bool {
+    let database = match error {
+        ProjectionError::Database(error) => error,
+        ProjectionError::Store(store::StoreError::Database(error)) => error,
+        _ => return false,
+    };
+    matches!(
+        database,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// The aggregate a message is about, if this version projects it.
+fn aggregate_of(message: &jetstream::Message) -> Option<(Kind, String)> {
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_string())
+    };
+    let (Some(aggregate_type), Some(aggregate_id)) =
+        (header("nmp-aggregate-type"), header("nmp-aggregate-id"))
+    else {
+        tracing::warn!(subject = %message.subject, "an event without nmp headers is skipped");
+        return None;
+    };
+    // An aggregate type this version does not project (a newer nmp's): nothing to do.
+    Some((Kind::parse(&aggregate_type)?, aggregate_id))
+}
+
+/// Sends `kind` for each message. An acknowledgement is a plain publish (no round trip), so
+/// they go one after the other; one that is lost only means a redelivery, which changes
+/// nothing.
+async fn acknowledge(messages: &[jetstream::Message], kind: jetstream::AckKind) {
+    for message in messages {
+        if let Err(error) = message.ack_with(kind).await {
+            tracing::warn!(%error, subject = %message.subject, "cannot acknowledge an event");
+        }
+    }
+}
+
+/// Aborts the task when dropped, so that the side task ends with the consumer it measures.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

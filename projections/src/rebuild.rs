@@ -297,6 +297,10 @@ where
             events += 1;
         }
     }
+    // Rows go in in key order, so the table's heap follows its primary key: a page of keys
+    // then reads neighbouring blocks, and one account's numbers sit together.
+    let mut aggregates: Vec<(String, (A, u64))> = aggregates.into_iter().collect();
+    aggregates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut batch: Vec<(String, u64, Row)> = Vec::with_capacity(2_000);
     for (id, (aggregate, version)) in aggregates {
         batch.push((id, version, row_of(&aggregate)));

@@ -1,5 +1,6 @@
 //! The list operations: read from the read tables, paged with `top`, `skip`, `maxpagesize` and
-//! `nextLink`, counted with `countRecords`, filtered with the documented `filter` subset.
+//! `nextLink` (which continues after the page's last key with a `skipToken`), counted with
+//! `countRecords`, filtered with the documented `filter` subset.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -144,6 +145,8 @@ pub(crate) async fn populate(app: &TestApp) {
     assert_eq!(upserted.status, 200, "setup: {upserted:?}");
     let deleted = app.delete_number("contoso", "+15105850009").await;
     assert_eq!(deleted.status, 204, "setup: {deleted:?}");
+    // It flows to the backend: it goes once the backend has released it.
+    app.backend_accepts(&["+15105850009"]).await;
     let deleted = app.delete_account("gone", false).await;
     assert_eq!(deleted.status, 204, "setup: {deleted:?}");
     wait_until_projected(app, Duration::from_secs(30)).await;
@@ -365,16 +368,184 @@ async fn next_links_carry_the_filter_and_the_rest_of_top() {
         "{}",
         links[0]
     );
+    for (link, top) in links.iter().zip(["top=10", "top=6", "top=2"]) {
+        assert!(
+            link.contains(top) && link.contains("skipToken=") && !link.contains("&skip="),
+            "the rest of top, and the last key instead of a skip: {link}"
+        );
+    }
+}
+
+/// A nextLink continues after the last key of its page: rows added or removed before that key
+/// meanwhile neither repeat nor hide rows after it, as a skip would.
+#[tokio::test]
+async fn next_links_continue_after_the_last_key_whatever_changed_before_it() {
+    let app = spawn_app().await;
+    let _read = ReadSide::start(&app).await;
+    let numbers = many_numbers(&app, 12).await;
+    let filter = "service eq 'teamsOperatorConnect' and usage eq 'CallingUserAssignment'";
+
+    let first = filtered(&app, "/numbers", filter, "maxpagesize=5&countRecords=true").await;
+    assert_eq!(keys(&first, "telephoneNumber"), numbers[..5]);
+    assert_eq!(record_count(&first), Some(12));
+    let link = next_link(&first).expect("a second page");
     assert!(
-        links[0].contains("top=10") && links[0].contains("skip=4"),
-        "{}",
-        links[0]
+        link.contains("skipToken=") && !link.contains("&skip="),
+        "{link}"
     );
-    assert!(
-        links[2].contains("top=2") && links[2].contains("skip=12"),
-        "{}",
-        links[2]
+
+    // A number before the page's end comes, two of the first page go.
+    let early = "+15540000000";
+    let added = app
+        .put_number("contoso", early, &number_body("contoso", early))
+        .await;
+    assert!(added.status < 300, "{added:?}");
+    let removed = app
+        .delete_numbers("contoso", &[numbers[1].as_str(), numbers[3].as_str()])
+        .await;
+    assert!(removed.status < 300, "{removed:?}");
+    app.backend_accepts(&[numbers[1].as_str(), numbers[3].as_str()])
+        .await;
+    wait_until_projected(&app, Duration::from_secs(30)).await;
+
+    let second = follow(&app, &link).await;
+    assert_eq!(keys(&second, "telephoneNumber"), numbers[5..10]);
+    assert_eq!(record_count(&second), Some(11), "the count is today's");
+    let third = follow(&app, &next_link(&second).expect("a last page")).await;
+    assert_eq!(keys(&third, "telephoneNumber"), numbers[10..]);
+    assert_eq!(next_link(&third), None);
+
+    // skip still counts rows off, and after a skipToken it counts from the token's key.
+    let token = link
+        .split(['?', '&'])
+        .find_map(|pair| pair.strip_prefix("skipToken="))
+        .expect("a skipToken");
+    let skipped = get(
+        &app,
+        &format!("/numbers?skipToken={token}&skip=2&maxpagesize=3"),
+    )
+    .await;
+    assert_eq!(keys(&skipped, "telephoneNumber"), numbers[7..10]);
+}
+
+#[tokio::test]
+async fn accounts_and_consents_page_by_key_through_next_links() {
+    let app = spawn_app().await;
+    let _read = ReadSide::start(&app).await;
+    populate(&app).await;
+    for tenant in [TENANT, FABRIKAM_TENANT, LONE_TENANT] {
+        app.record_consent(tenant).await;
+    }
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+
+    for (path, key, filter) in [
+        ("/accounts", "name", None),
+        (
+            "/accounts",
+            "name",
+            Some("service eq 'zoomPhoneCloudPeering'"),
+        ),
+        ("/accounts", "name", Some("hasNumbers eq true")),
+        ("/teamsRequestsForInformation", "tenantId", None),
+        (
+            "/numbers",
+            "telephoneNumber",
+            Some("service eq 'teamsOperatorConnect'"),
+        ),
+    ] {
+        let whole = match filter {
+            Some(filter) => filtered(&app, path, filter, "").await,
+            None => get(&app, path).await,
+        };
+        let expected = whole.body["value"].as_array().expect("items").clone();
+        assert!(expected.len() > 1, "{path} {filter:?}: {whole:?}");
+        let mut page = match filter {
+            Some(filter) => filtered(&app, path, filter, "maxpagesize=1").await,
+            None => get(&app, &format!("{path}?maxpagesize=1")).await,
+        };
+        let mut seen = Vec::new();
+        loop {
+            assert_eq!(keys(&page, key).len(), 1, "{path} {filter:?}: {page:?}");
+            seen.extend(
+                page.body["value"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .cloned(),
+            );
+            let Some(link) = next_link(&page) else {
+                break;
+            };
+            page = follow(&app, &link).await;
+        }
+        assert_eq!(
+            seen, expected,
+            "{path} {filter:?}: every item once, in order, as one page holds it"
+        );
+    }
+    // Number counts of listed accounts are those the single GET computes.
+    let zoom = filtered(&app, "/accounts", "service eq 'zoomPhoneCloudPeering'", "").await;
+    assert_eq!(keys(&zoom, "name"), ["contoso", "contoso-eu"]);
+    let contoso = &zoom.body["value"][0]["serviceDetails"];
+    assert_eq!(contoso["teamsOperatorConnect"]["numberCount"], 3);
+    assert_eq!(contoso["zoomPhoneCloudPeering"]["numberCount"], 2);
+}
+
+#[tokio::test]
+async fn skip_tokens_no_next_link_gave_are_refused() {
+    let app = spawn_app().await;
+    let _read = ReadSide::start(&app).await;
+    populate(&app).await;
+    let too_long = format!("k{}", "61".repeat(513));
+    for token in [
+        "",
+        "abc",
+        "k",
+        "k2",
+        "kzz",
+        "k%2B31",
+        "k00",
+        "k0a0a",
+        "kc328",
+        too_long.as_str(),
+        "k%E2%98%8E",
+        "K2b31",
+    ] {
+        for path in [
+            "/accounts",
+            "/numbers",
+            "/teamsRequestsForInformation",
+            "/accounts/contoso/numbers",
+            "/accounts/contoso/teamsCivicAddresses",
+        ] {
+            let refused = get(&app, &format!("{path}?skipToken={token}")).await;
+            refused.assert_error(400, "InvalidQueryParameter");
+            assert_eq!(
+                refused.error_target(),
+                Some("skipToken"),
+                "{path}?skipToken={token}"
+            );
+        }
+    }
+    // A well-formed token is a key to start after, whichever list it came from.
+    let numbers = get(&app, "/numbers?maxpagesize=1").await;
+    let link = next_link(&numbers).expect("a next page");
+    let token = link
+        .split(['?', '&'])
+        .find_map(|pair| pair.strip_prefix("skipToken="))
+        .expect("a skipToken");
+    let accounts = get(&app, &format!("/accounts?skipToken={token}")).await;
+    assert_eq!(
+        keys(&accounts, "name"),
+        ["contoso", "contoso-eu", "fabrikam", "northwind"],
+        "every name sorts after a telephone number"
     );
+    let twice = get(
+        &app,
+        &format!("/numbers?skipToken={token}&skipToken={token}"),
+    )
+    .await;
+    twice.assert_error(400, "InvalidQueryParameter");
 }
 
 #[tokio::test]

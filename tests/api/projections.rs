@@ -26,6 +26,7 @@ async fn read_rows_follow_every_change() {
             .await;
     }
     app.delete_number("contoso", "+15105850003").await;
+    app.backend_accepts(&["+15105850003"]).await;
     app.record_consent(TENANT).await;
     wait_until_projected(&app, Duration::from_secs(20)).await;
 
@@ -184,6 +185,182 @@ async fn two_projector_instances_share_the_work_without_harm() {
         .expect("audit");
     assert_eq!(audit, app.event_count().await);
     second.abort();
+}
+
+#[tokio::test]
+async fn a_batch_of_many_events_of_many_aggregates_ends_at_every_final_version() {
+    let app = spawn_app().await;
+    let read = ReadSide::start(&app).await;
+    // The projector is stopped: every change below waits in the stream.
+    read.projector.abort();
+    app.put_account("contoso", &account_body("contoso")).await;
+    let numbers: Vec<String> = (0..50).map(|i| format!("+1999000{i:04}")).collect();
+    for round in 0..6 {
+        let bodies: Vec<Value> = numbers
+            .iter()
+            .map(|n| {
+                let mut body = number_body("contoso", n);
+                body["configuration"]["customSipHeader"] = json!(format!("round-{round}"));
+                body
+            })
+            .collect();
+        let answer = app
+            .upsert_numbers("contoso", &json!({"numbers": bodies}))
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let events = app.event_count().await;
+    assert!(events >= 300, "{events} events");
+    read.stream
+        .wait_for(events as u64, Duration::from_secs(20))
+        .await;
+
+    // One batch naming a number several times, and several numbers: each is written once, from
+    // nothing to its last version, with the audit rows of all its events.
+    let batch: Vec<(Kind, String)> = [0, 1, 0, 2, 0, 1]
+        .iter()
+        .map(|&i| (Kind::Number, numbers[i].clone()))
+        .chain([(Kind::Account, "contoso".to_string())])
+        .collect();
+    let mut moved = projections::write::project_batch(&app.event_store(), &batch)
+        .await
+        .expect("projected");
+    moved.sort_by(|a, b| (a.kind.aggregate_type(), &a.id).cmp(&(b.kind.aggregate_type(), &b.id)));
+    let summary: Vec<(&str, u64, u64)> = moved
+        .iter()
+        .map(|m| (m.id.as_str(), m.from, m.to))
+        .collect();
+    let account_version = last_sequence(&app, "account", "contoso").await;
+    let number_version = last_sequence(&app, "number", &numbers[0]).await;
+    assert!(number_version >= 6, "six changes of each number");
+    assert_eq!(
+        summary,
+        [
+            ("contoso", 0, account_version),
+            (numbers[0].as_str(), 0, number_version),
+            (numbers[1].as_str(), 0, number_version),
+            (numbers[2].as_str(), 0, number_version)
+        ]
+    );
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&app.pool)
+        .await
+        .expect("audit");
+    assert_eq!(audited, (account_version + 3 * number_version) as i64);
+
+    // The projector then takes the whole stream, in batches that hold every event of those
+    // numbers again and all of the others.
+    let _projector = read.another_projector(&app);
+    wait_until_projected(&app, Duration::from_secs(30)).await;
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT telephone_number, version, custom_sip_header FROM read_numbers \
+          ORDER BY telephone_number",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("rows");
+    assert_eq!(rows.len(), numbers.len());
+    for ((number, version, header), expected) in rows.iter().zip(&numbers) {
+        assert_eq!(number, expected);
+        assert_eq!(*version as u64, number_version, "{number}");
+        assert_eq!(header.as_deref(), Some("round-5"), "{number}");
+    }
+    let account: i64 =
+        sqlx::query_scalar("SELECT version FROM read_accounts WHERE name = 'contoso'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("account");
+    assert_eq!(account, account_version as i64);
+    // Exactly one audit row per event.
+    let (audit, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT (aggregate_type, aggregate_id, sequence)) FROM audit_log",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!((audit, distinct), (events, events));
+    let unaudited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events e \
+          WHERE NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.global_position = e.global_position \
+                              AND l.aggregate_id = e.aggregate_id AND l.sequence = e.sequence)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("unaudited");
+    assert_eq!(unaudited, 0);
+}
+
+#[tokio::test]
+async fn an_aggregate_that_cannot_be_projected_does_not_hold_back_its_batch() {
+    let app = spawn_app().await;
+    let read = ReadSide::start(&app).await;
+    read.projector.abort();
+    app.put_account("contoso", &account_body("contoso")).await;
+    let numbers: Vec<Value> = (0..20)
+        .map(|i| number_body("contoso", &format!("+1999111{i:04}")))
+        .collect();
+    let answer = app
+        .upsert_numbers("contoso", &json!({"numbers": numbers}))
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    // An event this version cannot read (as if written by a newer nmp), in the same stretch of
+    // the stream as the others.
+    let unreadable = last_sequence(&app, "number", "+19991110000").await + 1;
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('number', '+19991110000', $1, 'NumberReshaped', '9.0', '{\"NumberReshaped\": {}}', \
+                 '{\"subject\": \"test\", \"roles\": [], \"time\": \"2026-01-01T00:00:00Z\", \"correlation_id\": \"x\"}')",
+    )
+    .bind(unreadable as i64)
+    .execute(&app.pool)
+    .await
+    .expect("insert");
+    let events = app.event_count().await;
+    read.stream
+        .wait_for(events as u64, Duration::from_secs(20))
+        .await;
+
+    let _projector = read.another_projector(&app);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (rows, audit): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM read_numbers), (SELECT count(*) FROM audit_log)",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("counts");
+        // Every aggregate but the unreadable number, with all their events.
+        if (rows, audit) == (19, events - unreadable as i64) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "projected {rows} numbers and {audit} events"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let account: i64 =
+        sqlx::query_scalar("SELECT version FROM read_accounts WHERE name = 'contoso'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("account");
+    assert_eq!(
+        account,
+        last_sequence(&app, "account", "contoso").await as i64
+    );
+}
+
+/// The sequence of an aggregate's last event.
+async fn last_sequence(app: &TestApp, aggregate_type: &str, id: &str) -> u64 {
+    let last: i64 = sqlx::query_scalar(
+        "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("last sequence");
+    last as u64
 }
 
 /// A table's rows as JSON, without the time they were written, in key order.

@@ -7,7 +7,9 @@
 //! page, default 200, at most 500), `filter` (see `projections::filter`) and `countRecords`
 //! (the total matching the filter in `x-ms-record-count`). The body is
 //! `{"value": [...], "nextLink": "..."}`; `nextLink` is absent on the last page and otherwise
-//! an absolute URL carrying the continuation (skip advanced, top reduced, the same filter).
+//! an absolute URL carrying the continuation: `skipToken`, an opaque token for the last key of
+//! the page (the next page starts after it, however deep: no rows are counted off), top
+//! reduced, the same filter. `skip` still works, and applies after a `skipToken`.
 //! Items are in key order and are the resources the single GETs answer; deleted ones are left
 //! out. Lists follow the read tables, so a change shows in them once projected.
 
@@ -38,6 +40,8 @@ pub const MAX_PAGE_SIZE: u64 = 500;
 const MAX_INT32: u64 = i32::MAX as u64;
 /// Header carrying the total when `countRecords=true`.
 pub const RECORD_COUNT_HEADER: &str = "x-ms-record-count";
+/// The longest key a `skipToken` may carry, in bytes (keys are at most 100 characters).
+const MAX_TOKEN_KEY: usize = 512;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -164,6 +168,8 @@ pub struct Paging {
     pub api_version: Option<String>,
     pub top: Option<u64>,
     pub skip: u64,
+    /// The key the page starts after, from a `skipToken`.
+    pub after: Option<String>,
     pub max_page_size: Option<u64>,
     pub filter: Option<String>,
     pub count: bool,
@@ -179,6 +185,7 @@ impl Paging {
             api_version: None,
             top: None,
             skip: 0,
+            after: None,
             max_page_size: None,
             filter: None,
             count: false,
@@ -190,6 +197,7 @@ impl Paging {
                 "api-version",
                 "top",
                 "skip",
+                "skipToken",
                 "maxpagesize",
                 "filter",
                 "countRecords",
@@ -209,6 +217,7 @@ impl Paging {
                 "api-version" => paging.api_version = Some(value.clone()),
                 "top" => paging.top = Some(integer(name, value, 1, MAX_INT32)?),
                 "skip" => paging.skip = integer(name, value, 0, MAX_INT32)?,
+                "skipToken" => paging.after = Some(token_key(value)?),
                 "maxpagesize" => {
                     paging.max_page_size = Some(integer(name, value, 1, MAX_PAGE_SIZE)?)
                 }
@@ -246,15 +255,16 @@ impl Paging {
             .transpose()?;
         Ok(ListQuery {
             filter,
+            after: self.after.clone(),
             skip: self.skip,
             take: self.page_size(),
             count: self.count,
         })
     }
 
-    /// The query string of the page after one of `returned` items, or None when this page
-    /// was the last (no rows follow, or `top` is used up).
-    pub fn next(&self, returned: u64, more: bool) -> Option<String> {
+    /// The query string of the page after one of `returned` items whose last key was
+    /// `last_key`, or None when this page was the last (no rows follow, or `top` is used up).
+    pub fn next(&self, returned: u64, more: bool, last_key: Option<&str>) -> Option<String> {
         let remaining = self.top.map(|top| top.saturating_sub(returned));
         if !more || remaining == Some(0) || returned == 0 {
             return None;
@@ -269,7 +279,11 @@ impl Paging {
         if let Some(remaining) = remaining {
             pairs.push(("top", remaining.to_string()));
         }
-        pairs.push(("skip", (self.skip + returned).to_string()));
+        match last_key {
+            // The next page starts after this one's last key; skip is used up.
+            Some(key) => pairs.push(("skipToken", token(key))),
+            None => pairs.push(("skip", (self.skip + returned).to_string())),
+        }
         if let Some(size) = self.max_page_size {
             pairs.push(("maxpagesize", size.to_string()));
         }
@@ -284,6 +298,43 @@ impl Paging {
                 .join("&"),
         )
     }
+}
+
+/// The `skipToken` for a page ending at `key`: opaque to clients, which follow nextLink as
+/// given. Today `k` and the key's UTF-8 bytes in hex.
+fn token(key: &str) -> String {
+    let mut token = String::with_capacity(1 + 2 * key.len());
+    token.push('k');
+    for byte in key.bytes() {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    token
+}
+
+/// The key a `skipToken` carries; anything but a token [`token`] made is refused.
+fn token_key(value: &str) -> Result<String, ApiError> {
+    let refuse = || {
+        ApiError::bad_request(
+            "InvalidQueryParameter",
+            "skipToken is not a token from a nextLink of this API; follow nextLink as given",
+        )
+        .with_target("skipToken")
+    };
+    let hex = value.strip_prefix('k').ok_or_else(refuse)?.as_bytes();
+    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 2 * MAX_TOKEN_KEY {
+        return Err(refuse());
+    }
+    let digit = |c: u8| (c as char).to_digit(16).ok_or_else(refuse);
+    let bytes = hex
+        .chunks_exact(2)
+        .map(|pair| Ok((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
+        .collect::<Result<Vec<u8>, ApiError>>()?;
+    let key = String::from_utf8(bytes).map_err(|_| refuse())?;
+    // PostgreSQL's text holds no NUL, and no key holds a control character.
+    if key.chars().any(char::is_control) {
+        return Err(refuse());
+    }
+    Ok(key)
 }
 
 fn integer(name: &str, value: &str, min: u64, max: u64) -> Result<u64, ApiError> {
@@ -357,7 +408,7 @@ fn answer<T: Serialize>(
 ) -> Response {
     let returned = listed.items.len() as u64;
     let next_link = paging
-        .next(returned, listed.more)
+        .next(returned, listed.more, listed.last_key.as_deref())
         .map(|query| format!("{}{}?{query}", origin(uri, headers), uri.path()));
     let mut response = (
         StatusCode::OK,
@@ -390,6 +441,7 @@ fn map<T, U>(listed: Listed<T>, convert: impl Fn(T) -> U) -> Listed<U> {
         items: listed.items.into_iter().map(convert).collect(),
         more: listed.more,
         total: listed.total,
+        last_key: listed.last_key,
     }
 }
 
@@ -416,6 +468,7 @@ async fn existing_account(state: &AppState, account: &str) -> Result<Option<Stri
 #[utoipa::path(
     get, path = "/accounts", tag = "Account",
     params(("api-version" = String, Query), ("top" = Option<i32>, Query), ("skip" = Option<i32>, Query),
+        ("skipToken" = Option<String>, Query, description = "opaque: the continuation a nextLink carries"),
         ("maxpagesize" = Option<i32>, Query, description = "1 to 500, default 200"),
         ("filter" = Option<String>, Query, description = "fields: name, teamsTenantId, service, serviceProvisioningStatus, hasNumbers"),
         ("countRecords" = Option<bool>, Query)),
@@ -437,7 +490,7 @@ pub async fn list_accounts(
     )
     .await
     .map_err(query_error)?;
-    let listed = map(listed, |s| AccountResource::from_state(&s));
+    let listed = map(listed, |row| AccountResource::from_row(&row));
     Ok(answer(&uri, &headers, &paging, listed))
 }
 
@@ -445,7 +498,8 @@ pub async fn list_accounts(
 #[utoipa::path(
     get, path = "/accounts/{accountName}/numbers", tag = "Number",
     params(("accountName" = String, Path), ("api-version" = String, Query), ("top" = Option<i32>, Query),
-        ("skip" = Option<i32>, Query), ("maxpagesize" = Option<i32>, Query, description = "1 to 500, default 200"),
+        ("skip" = Option<i32>, Query),
+        ("skipToken" = Option<String>, Query, description = "opaque: the continuation a nextLink carries"), ("maxpagesize" = Option<i32>, Query, description = "1 to 500, default 200"),
         ("filter" = Option<String>, Query, description = "fields: telephoneNumber, accountName, service, usage, assignmentStatus, serviceProvisioningStatus, customSipHeader"),
         ("countRecords" = Option<bool>, Query)),
     responses((status = 200, body = Page<NumberResource>,
@@ -474,6 +528,7 @@ pub async fn list_account_numbers(
 #[utoipa::path(
     get, path = "/numbers", tag = "Number",
     params(("api-version" = String, Query), ("top" = Option<i32>, Query), ("skip" = Option<i32>, Query),
+        ("skipToken" = Option<String>, Query, description = "opaque: the continuation a nextLink carries"),
         ("maxpagesize" = Option<i32>, Query, description = "1 to 500, default 200"),
         ("filter" = Option<String>, Query, description = "fields: telephoneNumber, accountName, service, usage, assignmentStatus, serviceProvisioningStatus, customSipHeader"),
         ("countRecords" = Option<bool>, Query)),
@@ -504,6 +559,7 @@ pub async fn list_numbers(
 #[utoipa::path(
     get, path = "/teamsRequestsForInformation", tag = "TeamsRequestForInformation",
     params(("api-version" = String, Query), ("top" = Option<i32>, Query), ("skip" = Option<i32>, Query),
+        ("skipToken" = Option<String>, Query, description = "opaque: the continuation a nextLink carries"),
         ("maxpagesize" = Option<i32>, Query, description = "1 to 500, default 200"),
         ("filter" = Option<String>, Query, description = "fields: tenantId, accountName, status, customerRelationship/status, serviceProvisioningStatus"),
         ("countRecords" = Option<bool>, Query)),
@@ -538,7 +594,8 @@ pub async fn list_requests_for_information(
 #[utoipa::path(
     get, path = "/accounts/{accountName}/teamsCivicAddresses", tag = "TeamsCivicAddress",
     params(("accountName" = String, Path), ("api-version" = String, Query), ("top" = Option<i32>, Query),
-        ("skip" = Option<i32>, Query), ("maxpagesize" = Option<i32>, Query, description = "1 to 500, default 200"),
+        ("skip" = Option<i32>, Query),
+        ("skipToken" = Option<String>, Query, description = "opaque: the continuation a nextLink carries"), ("maxpagesize" = Option<i32>, Query, description = "1 to 500, default 200"),
         ("filter" = Option<String>, Query, description = "fields: id, country, validationStatus"),
         ("countRecords" = Option<bool>, Query)),
     responses((status = 200, body = Page<TeamsCivicAddressResource>,
@@ -560,6 +617,7 @@ pub async fn list_civic_addresses(
             items: Vec::<TeamsCivicAddressResource>::new(),
             more: false,
             total: paging.count.then_some(0),
+            last_key: None,
         };
         return Ok(answer(&uri, &headers, &paging, empty));
     };
@@ -575,6 +633,7 @@ pub async fn list_civic_addresses(
         items,
         more: listed.more,
         total: listed.total,
+        last_key: listed.last_key,
     };
     Ok(answer(&uri, &headers, &paging, listed))
 }
@@ -650,17 +709,61 @@ mod tests {
     fn the_next_page_carries_the_continuation() {
         let p = paging("api-version=v&top=5&maxpagesize=2&filter=a%20eq%20%27b%27").unwrap();
         assert_eq!(
-            p.next(2, true).as_deref(),
-            Some("api-version=v&filter=a%20eq%20%27b%27&top=3&skip=2&maxpagesize=2")
+            p.next(2, true, Some("+1")).as_deref(),
+            Some("api-version=v&filter=a%20eq%20%27b%27&top=3&skipToken=k2b31&maxpagesize=2")
         );
-        assert_eq!(p.next(2, false), None, "no rows follow");
+        assert_eq!(p.next(2, false, Some("+1")), None, "no rows follow");
         let last = paging("top=2&maxpagesize=2").unwrap();
-        assert_eq!(last.next(2, true), None, "top is used up");
+        assert_eq!(last.next(2, true, Some("x")), None, "top is used up");
+        // The token replaces skip: the next page starts after the key.
         let plain = paging("skip=4&countRecords=true").unwrap();
         assert_eq!(
-            plain.next(200, true).as_deref(),
+            plain.next(200, true, Some("contoso")).as_deref(),
+            Some("skipToken=k636f6e746f736f&countRecords=true")
+        );
+        assert_eq!(
+            plain.next(200, true, None).as_deref(),
             Some("skip=204&countRecords=true")
         );
+        let followed = paging("skipToken=k636f6e746f736f&skip=3").unwrap();
+        assert_eq!(followed.after.as_deref(), Some("contoso"));
+        assert_eq!(followed.skip, 3);
+    }
+
+    #[test]
+    fn skip_tokens_carry_any_key_and_bad_ones_are_refused() {
+        for key in [
+            "+15105850001",
+            "contoso",
+            "a-b_c",
+            "Zürich ☎",
+            "'; DROP TABLE events; --",
+        ] {
+            let query = format!("skipToken={}", token(key));
+            assert_eq!(paging(&query).unwrap().after.as_deref(), Some(key), "{key}");
+        }
+        for bad in [
+            "skipToken=",
+            "skipToken=k",
+            "skipToken=2b31",
+            "skipToken=x2b31",
+            "skipToken=k2b3",
+            "skipToken=k2g31",
+            "skipToken=k%2B31",
+            "skipToken=k00",
+            "skipToken=k0a",
+            "skipToken=kff",
+            "skipToken=k2b31&skipToken=k2b32",
+        ] {
+            let error = paging(bad).expect_err(bad);
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(error.body.code, "InvalidQueryParameter", "{bad}");
+            assert_eq!(error.body.target.as_deref(), Some("skipToken"), "{bad}");
+        }
+        let long = format!("skipToken=k{}", "61".repeat(MAX_TOKEN_KEY + 1));
+        assert!(paging(&long).is_err());
+        let longest = format!("skipToken=k{}", "61".repeat(MAX_TOKEN_KEY));
+        assert!(paging(&longest).is_ok());
     }
 
     #[test]

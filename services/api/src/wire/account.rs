@@ -4,6 +4,7 @@ use domain::{
     AccountName, AccountServices, AccountState, DirectRoutingConfiguration, DirectRoutingService,
     Identifier, PlainService, Service, Subdomain, SubdomainToken, SyncableService, TenantId,
 };
+use projections::query::AccountRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -171,10 +172,21 @@ impl AccountResource {
         })
     }
 
-    /// The account as the API shows it.
+    /// The account as the API shows it, from the aggregate (which knows its numbers).
     pub fn from_state(state: &AccountState) -> AccountResource {
+        Self::with_counts(state, |service| state.number_count(service) as u64)
+    }
+
+    /// The account as the API shows it, from its read row (which holds the counts of its
+    /// numbers per service, not the numbers).
+    pub fn from_row(row: &AccountRow) -> AccountResource {
+        Self::with_counts(&row.state, |service| row.number_count(service))
+    }
+
+    /// The account with `number_count` telling how many of its numbers use a service.
+    fn with_counts(state: &AccountState, number_count: impl Fn(Service) -> u64) -> AccountResource {
         let services = &state.services;
-        let count = |service: Service| Some(state.number_count(service) as u64);
+        let count = |service: Service| Some(number_count(service));
         let syncable = |s: &Option<SyncableService>, service: Service| {
             s.map(|s| SyncableServiceDetails {
                 enabled: s.enabled,
