@@ -1,6 +1,11 @@
 //! The Account aggregate: an enterprise customer, its id the account name. It knows which numbers
 //! it holds and which services each uses, so the rules that depend on them (deletion, tenant
 //! changes, disabling a service) are decided here, inside the same consistency boundary.
+//!
+//! Deleting an account with its numbers, when some of them must first be released in the
+//! backend, records the request (`AccountDeletionRequested`): the numbers that need no release go
+//! at once, the account stays, `deleting`, refusing changes, and it is deleted in the same
+//! commit that removes its last number (when the backend has released it).
 
 use std::collections::BTreeMap;
 
@@ -26,12 +31,26 @@ pub struct AccountState {
     pub name: AccountName,
     pub correlation_id: Option<Identifier>,
     pub services: AccountServices,
-    /// Each number of the account with the services it has enabled.
+    /// Each number of the account with the services it has enabled. The accounts' read rows
+    /// leave it out (they hold counts per service instead), so it may be missing when a state is
+    /// read back from one; aggregates are always rebuilt from events, which set it.
+    #[serde(default)]
     pub numbers: BTreeMap<E164, Vec<Service>>,
     pub sync: SyncState,
+    /// Whether the account waits for the backend to release its last numbers to be deleted.
+    #[serde(default)]
+    pub deleting: bool,
 }
 
 impl AccountState {
+    /// Refuses any change to an account that is being deleted.
+    pub fn check_changeable(&self) -> Result<(), DomainError> {
+        if self.deleting {
+            return Err(DomainError::AccountBeingDeleted(self.name.clone()));
+        }
+        Ok(())
+    }
+
     /// How many of the account's numbers have `service` enabled.
     pub fn number_count(&self, service: Service) -> usize {
         self.numbers
@@ -73,10 +92,18 @@ pub enum AccountCommand {
         account: AccountName,
         numbers: Vec<E164>,
     },
-    /// Deletes the account; with `delete_numbers` its numbers go with it.
+    /// Deletes the account; with `delete_numbers` its numbers go with it. `awaiting_release`
+    /// names those of its numbers whose deletion waits for the backend to release them (their
+    /// own aggregates decided so, now or before); with any, the account is deleted once they
+    /// are gone. Numbers already being deleted need no `delete_numbers`.
     Delete {
         account: AccountName,
         delete_numbers: bool,
+        awaiting_release: Vec<E164>,
+    },
+    /// Pushes again the change whose provisioning failed (only when it failed).
+    RetryProvisioning {
+        account: AccountName,
     },
     RecordProvisioned {
         for_version: u64,
@@ -110,6 +137,17 @@ pub enum AccountEvent {
         /// The numbers deleted together with the account.
         deleted_numbers: Vec<E164>,
     },
+    /// The account is to be deleted once the backend has released `awaiting_release`;
+    /// `deleted_numbers` were deleted at once, with this event.
+    AccountDeletionRequested {
+        deleted_numbers: Vec<E164>,
+        awaiting_release: Vec<E164>,
+    },
+    /// The operator asked to push again the change whose provisioning failed; it carries the
+    /// account's services, which the backend must get again.
+    AccountProvisioningRetried {
+        services: AccountServices,
+    },
     AccountProvisioned {
         for_version: u64,
     },
@@ -127,6 +165,8 @@ impl DomainEvent for AccountEvent {
             AccountEvent::NumbersAdded { .. } => "NumbersAdded",
             AccountEvent::NumbersRemoved { .. } => "NumbersRemoved",
             AccountEvent::AccountDeleted { .. } => "AccountDeleted",
+            AccountEvent::AccountDeletionRequested { .. } => "AccountDeletionRequested",
+            AccountEvent::AccountProvisioningRetried { .. } => "AccountProvisioningRetried",
             AccountEvent::AccountProvisioned { .. } => "AccountProvisioned",
             AccountEvent::AccountProvisioningFailed { .. } => "AccountProvisioningFailed",
         }
@@ -201,6 +241,9 @@ impl Aggregate for Account {
                 services,
             } => {
                 services.validate()?;
+                if let Some(state) = &self.state {
+                    state.check_changeable()?;
+                }
                 let sync_required = services.any_sync_enabled();
                 let event = match &self.state {
                     None => AccountEvent::AccountCreated {
@@ -227,6 +270,7 @@ impl Aggregate for Account {
             }
             AccountCommand::AddNumbers { account, numbers } => {
                 let state = self.existing(&account)?;
+                state.check_changeable()?;
                 let changed: Vec<NumberMembership> = numbers
                     .into_iter()
                     .filter(|m| state.numbers.get(&m.telephone_number) != Some(&m.services))
@@ -251,25 +295,66 @@ impl Aggregate for Account {
                     .into_iter()
                     .filter(|n| state.numbers.contains_key(n))
                     .collect();
-                if !present.is_empty() {
-                    sink.write(AccountEvent::NumbersRemoved { numbers: present }, self)
-                        .await;
+                if present.is_empty() {
+                    return Ok(());
+                }
+                // A deleting account goes with its last number.
+                let last_ones = state.deleting && state.numbers.keys().all(|n| present.contains(n));
+                sink.write(AccountEvent::NumbersRemoved { numbers: present }, self)
+                    .await;
+                if last_ones {
+                    sink.write(
+                        AccountEvent::AccountDeleted {
+                            deleted_numbers: Vec::new(),
+                        },
+                        self,
+                    )
+                    .await;
                 }
             }
             AccountCommand::Delete {
                 account,
                 delete_numbers,
+                awaiting_release,
             } => {
                 let state = self.existing(&account)?;
-                if !state.numbers.is_empty() && !delete_numbers {
+                if state.deleting {
+                    // Asked already: it completes when the backend has released the numbers.
+                    return Ok(());
+                }
+                let (awaiting_release, deleted_numbers): (Vec<E164>, Vec<E164>) = state
+                    .numbers
+                    .keys()
+                    .cloned()
+                    .partition(|number| awaiting_release.contains(number));
+                // Numbers already on their way out do not hold the account back.
+                if !deleted_numbers.is_empty() && !delete_numbers {
                     return Err(DomainError::AccountHasNumbers {
                         account: state.name.clone(),
-                        count: state.numbers.len(),
+                        count: deleted_numbers.len(),
                     });
                 }
-                let deleted_numbers = state.numbers.keys().cloned().collect();
-                sink.write(AccountEvent::AccountDeleted { deleted_numbers }, self)
-                    .await;
+                let event = if awaiting_release.is_empty() {
+                    AccountEvent::AccountDeleted { deleted_numbers }
+                } else {
+                    AccountEvent::AccountDeletionRequested {
+                        deleted_numbers,
+                        awaiting_release,
+                    }
+                };
+                sink.write(event, self).await;
+            }
+            AccountCommand::RetryProvisioning { account } => {
+                let state = self.existing(&account)?;
+                if state.sync.status != ProvisioningStatus::Failed {
+                    return Err(DomainError::ProvisioningNotFailed {
+                        status: state.sync.status,
+                    });
+                }
+                let event = AccountEvent::AccountProvisioningRetried {
+                    services: state.services.clone(),
+                };
+                sink.write(event, self).await;
             }
             AccountCommand::RecordProvisioned { for_version } => {
                 if !self.is_stale_outcome(for_version, None) {
@@ -319,6 +404,7 @@ impl Aggregate for Account {
                     services,
                     numbers: BTreeMap::new(),
                     sync: sync_for(sync_required),
+                    deleting: false,
                 });
             }
             AccountEvent::AccountUpdated {
@@ -349,6 +435,21 @@ impl Aggregate for Account {
                 }
             }
             AccountEvent::AccountDeleted { .. } => self.state = None,
+            AccountEvent::AccountDeletionRequested {
+                deleted_numbers, ..
+            } => {
+                if let Some(state) = &mut self.state {
+                    for number in deleted_numbers {
+                        state.numbers.remove(&number);
+                    }
+                    state.deleting = true;
+                }
+            }
+            AccountEvent::AccountProvisioningRetried { .. } => {
+                if let Some(state) = &mut self.state {
+                    state.sync = SyncState::pending(version);
+                }
+            }
             AccountEvent::AccountProvisioned { .. } => {
                 if let Some(state) = &mut self.state {
                     state.sync.status = ProvisioningStatus::Synced;

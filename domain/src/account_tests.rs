@@ -79,6 +79,44 @@ fn delete(delete_numbers: bool) -> AccountCommand {
     AccountCommand::Delete {
         account: contoso(),
         delete_numbers,
+        awaiting_release: vec![],
+    }
+}
+
+/// Deletes contoso with its numbers, `awaiting` of them waiting for the backend's release.
+fn delete_awaiting(awaiting: &[&str]) -> AccountCommand {
+    AccountCommand::Delete {
+        account: contoso(),
+        delete_numbers: true,
+        awaiting_release: numbers(awaiting),
+    }
+}
+
+/// contoso with two Operator Connect numbers, 001 and 002.
+fn with_two_numbers() -> Vec<AccountEvent> {
+    vec![
+        created(operator_connect_account()),
+        numbers_added(vec![
+            membership("+441632960001", &[Service::TeamsOperatorConnect]),
+            membership("+441632960002", &[Service::TeamsOperatorConnect]),
+        ]),
+    ]
+}
+
+/// contoso with two numbers, both awaiting their release for the account's deletion.
+fn being_deleted() -> Vec<AccountEvent> {
+    let mut events = with_two_numbers();
+    events.push(AccountEvent::AccountDeletionRequested {
+        deleted_numbers: vec![],
+        awaiting_release: numbers(&["+441632960001", "+441632960002"]),
+    });
+    events
+}
+
+fn failed_at(for_version: u64) -> AccountEvent {
+    AccountEvent::AccountProvisioningFailed {
+        for_version,
+        errors: vec![backend_error("TenantNotFound")],
     }
 }
 
@@ -596,6 +634,184 @@ async fn deleting_an_account_with_its_numbers_lists_the_numbers_deleted() {
 }
 
 #[tokio::test]
+async fn deleting_an_account_whose_numbers_await_their_release_records_the_request() {
+    framework()
+        .given(with_two_numbers())
+        .when_async(delete_awaiting(&["+441632960002"]))
+        .await
+        .then_expect_events(vec![AccountEvent::AccountDeletionRequested {
+            deleted_numbers: numbers(&["+441632960001"]),
+            awaiting_release: numbers(&["+441632960002"]),
+        }]);
+}
+
+#[tokio::test]
+async fn an_account_whose_numbers_all_await_their_release_needs_no_delete_numbers() {
+    framework()
+        .given(with_two_numbers())
+        .when_async(AccountCommand::Delete {
+            account: contoso(),
+            delete_numbers: false,
+            awaiting_release: numbers(&["+441632960001", "+441632960002"]),
+        })
+        .await
+        .then_expect_events(vec![AccountEvent::AccountDeletionRequested {
+            deleted_numbers: vec![],
+            awaiting_release: numbers(&["+441632960001", "+441632960002"]),
+        }]);
+    framework()
+        .given(with_two_numbers())
+        .when_async(AccountCommand::Delete {
+            account: contoso(),
+            delete_numbers: false,
+            awaiting_release: numbers(&["+441632960001"]),
+        })
+        .await
+        .then_expect_error(DomainError::AccountHasNumbers {
+            account: contoso(),
+            count: 1,
+        });
+}
+
+#[tokio::test]
+async fn numbers_said_to_await_release_that_the_account_does_not_hold_are_ignored() {
+    framework()
+        .given(with_two_numbers())
+        .when_async(delete_awaiting(&["+441632960009"]))
+        .await
+        .then_expect_events(vec![AccountEvent::AccountDeleted {
+            deleted_numbers: numbers(&["+441632960001", "+441632960002"]),
+        }]);
+}
+
+#[test]
+fn an_account_whose_deletion_was_requested_keeps_only_the_numbers_awaiting_release() {
+    let mut events = with_two_numbers();
+    events.push(AccountEvent::AccountDeletionRequested {
+        deleted_numbers: numbers(&["+441632960001"]),
+        awaiting_release: numbers(&["+441632960002"]),
+    });
+    let account: Account = replay(events);
+    let state = account
+        .state
+        .expect("the account stays until its numbers are released");
+    assert!(state.deleting);
+    assert_eq!(
+        state.numbers.keys().cloned().collect::<Vec<_>>(),
+        numbers(&["+441632960002"])
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_account_being_deleted_again_emits_nothing() {
+    framework()
+        .given(being_deleted())
+        .when_async(delete_awaiting(&["+441632960001", "+441632960002"]))
+        .await
+        .then_expect_events(vec![]);
+    framework()
+        .given(being_deleted())
+        .when_async(delete(false))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn replacing_an_account_being_deleted_is_refused() {
+    framework()
+        .given(being_deleted())
+        .when_async(create_or_replace(all_services()))
+        .await
+        .then_expect_error(DomainError::AccountBeingDeleted(contoso()));
+    framework()
+        .given(being_deleted())
+        .when_async(create_or_replace(operator_connect_account()))
+        .await
+        .then_expect_error(DomainError::AccountBeingDeleted(contoso()));
+}
+
+#[tokio::test]
+async fn adding_numbers_to_an_account_being_deleted_is_refused() {
+    framework()
+        .given(being_deleted())
+        .when_async(add_numbers(vec![membership(
+            "+441632960003",
+            &[Service::TeamsOperatorConnect],
+        )]))
+        .await
+        .then_expect_error(DomainError::AccountBeingDeleted(contoso()));
+}
+
+#[tokio::test]
+async fn removing_some_numbers_of_an_account_being_deleted_keeps_it() {
+    framework()
+        .given(being_deleted())
+        .when_async(AccountCommand::RemoveNumbers {
+            account: contoso(),
+            numbers: numbers(&["+441632960001"]),
+        })
+        .await
+        .then_expect_events(vec![AccountEvent::NumbersRemoved {
+            numbers: numbers(&["+441632960001"]),
+        }]);
+}
+
+#[tokio::test]
+async fn removing_the_last_numbers_of_an_account_being_deleted_deletes_it() {
+    let mut given = being_deleted();
+    given.push(AccountEvent::NumbersRemoved {
+        numbers: numbers(&["+441632960001"]),
+    });
+    framework()
+        .given(given)
+        .when_async(AccountCommand::RemoveNumbers {
+            account: contoso(),
+            numbers: numbers(&["+441632960002"]),
+        })
+        .await
+        .then_expect_events(vec![
+            AccountEvent::NumbersRemoved {
+                numbers: numbers(&["+441632960002"]),
+            },
+            AccountEvent::AccountDeleted {
+                deleted_numbers: vec![],
+            },
+        ]);
+}
+
+#[tokio::test]
+async fn removing_the_last_numbers_of_an_account_not_being_deleted_keeps_it() {
+    framework()
+        .given(with_two_numbers())
+        .when_async(AccountCommand::RemoveNumbers {
+            account: contoso(),
+            numbers: numbers(&["+441632960001", "+441632960002"]),
+        })
+        .await
+        .then_expect_events(vec![AccountEvent::NumbersRemoved {
+            numbers: numbers(&["+441632960001", "+441632960002"]),
+        }]);
+}
+
+#[tokio::test]
+async fn a_provisioning_outcome_for_an_account_being_deleted_is_recorded() {
+    framework()
+        .given(being_deleted())
+        .when_async(AccountCommand::RecordProvisioned { for_version: 1 })
+        .await
+        .then_expect_events(vec![AccountEvent::AccountProvisioned { for_version: 1 }]);
+}
+
+#[test]
+fn an_account_state_stored_before_deletions_waited_reads_as_not_being_deleted() {
+    let account: Account = replay(vec![created(operator_connect_account())]);
+    let mut json = serde_json::to_value(account.state.unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("deleting");
+    let state: crate::account::AccountState = serde_json::from_value(json).unwrap();
+    assert!(!state.deleting);
+}
+
+#[tokio::test]
 async fn deleting_a_missing_account_is_refused() {
     framework()
         .given_no_previous_events()
@@ -807,6 +1023,63 @@ fn provisioning_outcomes_set_the_sync_state() {
     assert!(sync.errors.is_empty(), "a success clears earlier errors");
 }
 
+// --- RetryProvisioning ---
+
+#[tokio::test]
+async fn retrying_a_failed_provisioning_pushes_the_services_again() {
+    framework()
+        .given(vec![created(operator_connect_account()), failed_at(1)])
+        .when_async(AccountCommand::RetryProvisioning { account: contoso() })
+        .await
+        .then_expect_events(vec![AccountEvent::AccountProvisioningRetried {
+            services: operator_connect_account(),
+        }]);
+}
+
+#[test]
+fn a_retried_provisioning_is_pending_at_the_new_version() {
+    let account: Account = replay(vec![
+        created(operator_connect_account()),
+        failed_at(1),
+        AccountEvent::AccountProvisioningRetried {
+            services: operator_connect_account(),
+        },
+    ]);
+    let state = account.state.unwrap();
+    assert_eq!(state.sync, SyncState::pending(3));
+    assert_eq!(state.services, operator_connect_account());
+}
+
+#[tokio::test]
+async fn retrying_a_pending_or_synced_provisioning_is_refused() {
+    framework()
+        .given(vec![created(operator_connect_account())])
+        .when_async(AccountCommand::RetryProvisioning { account: contoso() })
+        .await
+        .then_expect_error(DomainError::ProvisioningNotFailed {
+            status: ProvisioningStatus::Pending,
+        });
+    framework()
+        .given(vec![
+            created(operator_connect_account()),
+            AccountEvent::AccountProvisioned { for_version: 1 },
+        ])
+        .when_async(AccountCommand::RetryProvisioning { account: contoso() })
+        .await
+        .then_expect_error(DomainError::ProvisioningNotFailed {
+            status: ProvisioningStatus::Synced,
+        });
+}
+
+#[tokio::test]
+async fn retrying_the_provisioning_of_a_missing_account_is_refused() {
+    framework()
+        .given_no_previous_events()
+        .when_async(AccountCommand::RetryProvisioning { account: contoso() })
+        .await
+        .then_expect_error(DomainError::AccountNotFound(contoso()));
+}
+
 // --- number_count ---
 
 #[test]
@@ -868,6 +1141,19 @@ fn account_events_keep_their_stored_names_and_version() {
                 errors: vec![],
             },
             "AccountProvisioningFailed",
+        ),
+        (
+            AccountEvent::AccountDeletionRequested {
+                deleted_numbers: vec![],
+                awaiting_release: vec![],
+            },
+            "AccountDeletionRequested",
+        ),
+        (
+            AccountEvent::AccountProvisioningRetried {
+                services: direct_routing_account(),
+            },
+            "AccountProvisioningRetried",
         ),
     ];
     for (event, event_type) in cases {

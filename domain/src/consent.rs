@@ -80,6 +80,10 @@ pub enum ConsentCommand {
     SignAgreement(RelationshipChange),
     DeclineConsent(RelationshipChange),
     TerminateContract(RelationshipChange),
+    /// Pushes the customer relationship again after its provisioning failed (only then).
+    RetryProvisioning {
+        tenant_id: TenantId,
+    },
     RecordProvisioned {
         for_version: u64,
     },
@@ -135,6 +139,11 @@ pub enum ConsentEvent {
         for_version: u64,
         errors: Vec<ProvisioningError>,
     },
+    /// The operator asked to push the customer relationship again after its provisioning
+    /// failed; it carries the relationship the backend must get.
+    ConsentProvisioningRetried {
+        relationship: Option<CustomerRelationship>,
+    },
 }
 
 impl DomainEvent for ConsentEvent {
@@ -149,6 +158,7 @@ impl DomainEvent for ConsentEvent {
             ConsentEvent::ContractTerminated(_) => "ContractTerminated",
             ConsentEvent::ConsentProvisioned { .. } => "ConsentProvisioned",
             ConsentEvent::ConsentProvisioningFailed { .. } => "ConsentProvisioningFailed",
+            ConsentEvent::ConsentProvisioningRetried { .. } => "ConsentProvisioningRetried",
         }
         .to_string()
     }
@@ -245,13 +255,26 @@ impl Aggregate for Consent {
             ConsentCommand::TerminateContract(change) => {
                 self.change_relationship(RelationshipStatus::ContractTerminated, change)?
             }
+            ConsentCommand::RetryProvisioning { tenant_id } => {
+                let Some(state) = &self.state else {
+                    return Err(DomainError::ConsentNotFound(tenant_id));
+                };
+                if state.sync.status != ProvisioningStatus::Failed {
+                    return Err(DomainError::ProvisioningNotFailed {
+                        status: state.sync.status,
+                    });
+                }
+                Some(ConsentEvent::ConsentProvisioningRetried {
+                    relationship: state.relationship.clone(),
+                })
+            }
             ConsentCommand::RecordProvisioned { for_version } => (!self
                 .is_stale_outcome(for_version, None))
             .then_some(ConsentEvent::ConsentProvisioned { for_version }),
             ConsentCommand::RecordProvisioningFailed {
                 for_version,
                 errors,
-            } => (!self.is_stale_outcome(for_version, None)).then_some(
+            } => (!self.is_stale_outcome(for_version, Some(&errors))).then_some(
                 ConsentEvent::ConsentProvisioningFailed {
                     for_version,
                     errors,
@@ -308,6 +331,12 @@ impl Aggregate for Consent {
                 if let Some(state) = &mut self.state {
                     state.sync.status = ProvisioningStatus::Failed;
                     state.sync.errors = errors;
+                }
+                return;
+            }
+            ConsentEvent::ConsentProvisioningRetried { .. } => {
+                if let Some(state) = &mut self.state {
+                    state.sync = SyncState::pending(version);
                 }
                 return;
             }

@@ -529,6 +529,105 @@ async fn a_change_reported_by_the_backend_does_not_make_an_outcome_stale() {
         .then_expect_events(vec![ConsentEvent::ConsentProvisioned { for_version: 2 }]);
 }
 
+#[tokio::test]
+async fn a_repeated_provisioning_failure_emits_nothing() {
+    framework()
+        .given(vec![
+            active(),
+            ConsentEvent::ConsentAcknowledged(plain_note()),
+            ConsentEvent::ConsentProvisioningFailed {
+                for_version: 2,
+                errors: vec![backend_error("Timeout")],
+            },
+        ])
+        .when_async(ConsentCommand::RecordProvisioningFailed {
+            for_version: 2,
+            errors: vec![backend_error("Timeout")],
+        })
+        .await
+        .then_expect_events(vec![]);
+}
+
+// --- RetryProvisioning ---
+
+fn retry() -> ConsentCommand {
+    ConsentCommand::RetryProvisioning {
+        tenant_id: tenant(),
+    }
+}
+
+fn acknowledged_then_failed() -> Vec<ConsentEvent> {
+    vec![
+        active(),
+        ConsentEvent::ConsentAcknowledged(plain_note()),
+        ConsentEvent::ConsentProvisioningFailed {
+            for_version: 2,
+            errors: vec![backend_error("Timeout")],
+        },
+    ]
+}
+
+#[tokio::test]
+async fn retrying_a_failed_relationship_push_pushes_it_again() {
+    let relationship = replay::<Consent>(acknowledged_then_failed())
+        .state
+        .unwrap()
+        .relationship;
+    assert!(relationship.is_some());
+    framework()
+        .given(acknowledged_then_failed())
+        .when_async(retry())
+        .await
+        .then_expect_events(vec![ConsentEvent::ConsentProvisioningRetried {
+            relationship,
+        }]);
+}
+
+#[test]
+fn a_retried_consent_is_pending_at_the_new_version() {
+    let mut events = acknowledged_then_failed();
+    let relationship = replay::<Consent>(events.clone())
+        .state
+        .unwrap()
+        .relationship;
+    events.push(ConsentEvent::ConsentProvisioningRetried {
+        relationship: relationship.clone(),
+    });
+    let state = replay::<Consent>(events).state.unwrap();
+    assert_eq!(state.sync, SyncState::pending(4));
+    assert_eq!(state.relationship, relationship);
+}
+
+#[tokio::test]
+async fn retrying_a_consent_that_did_not_fail_is_refused() {
+    framework()
+        .given(vec![active()])
+        .when_async(retry())
+        .await
+        .then_expect_error(DomainError::ProvisioningNotFailed {
+            status: ProvisioningStatus::Synced,
+        });
+    framework()
+        .given(vec![
+            active(),
+            ConsentEvent::ConsentAcknowledged(plain_note()),
+        ])
+        .when_async(retry())
+        .await
+        .then_expect_error(DomainError::ProvisioningNotFailed {
+            status: ProvisioningStatus::Pending,
+        });
+}
+
+#[tokio::test]
+async fn retrying_a_missing_consent_is_refused() {
+    framework()
+        .given_no_previous_events()
+        .when_async(retry())
+        .await
+        .then_expect_error(DomainError::ConsentNotFound(tenant()));
+}
+
 #[test]
 fn provisioning_outcomes_set_the_sync_state() {
     let failed: Consent = replay(vec![
@@ -601,6 +700,10 @@ fn consent_events_keep_their_stored_names_and_version() {
                 errors: vec![],
             },
             "ConsentProvisioningFailed",
+        ),
+        (
+            ConsentEvent::ConsentProvisioningRetried { relationship: None },
+            "ConsentProvisioningRetried",
         ),
     ];
     for (event, event_type) in cases {

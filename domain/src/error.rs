@@ -1,7 +1,9 @@
 //! Why a command was refused. One enum for the whole domain so that every edge (REST, NATS)
 //! maps refusals to wire codes in one place.
 
-use crate::values::{AccountName, E164, Identifier, InvalidValue, RelationshipStatus, TenantId};
+use crate::values::{
+    AccountName, E164, Identifier, InvalidValue, ProvisioningStatus, RelationshipStatus, TenantId,
+};
 
 /// How a refusal should be reported, independent of transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,19 @@ pub enum DomainError {
     ReasonRequired { status: RelationshipStatus },
     #[error("the request for information of tenant {0} was removed by the enterprise")]
     ConsentRemoved(TenantId),
+    #[error(
+        "number {0} is being deleted: it goes once the backend has released it, and cannot change meanwhile"
+    )]
+    NumberBeingDeleted(E164),
+    #[error(
+        "account '{0}' is being deleted: it goes once the backend has released its numbers, and cannot change meanwhile"
+    )]
+    AccountBeingDeleted(AccountName),
+    #[error(
+        "only a failed provisioning can be retried; serviceProvisioningStatus is {}",
+        .status.as_str()
+    )]
+    ProvisioningNotFailed { status: ProvisioningStatus },
 }
 
 impl DomainError {
@@ -92,7 +107,10 @@ impl DomainError {
             | AccountHasNumbers { .. }
             | TenantChangeWithNumbers { .. }
             | ServiceStillUsed { .. }
-            | ConsentRemoved(_) => RefusalKind::Conflict,
+            | ConsentRemoved(_)
+            | NumberBeingDeleted(_)
+            | AccountBeingDeleted(_)
+            | ProvisioningNotFailed { .. } => RefusalKind::Conflict,
             InvalidValue(_)
             | ServiceNotEnabledOnAccount { .. }
             | TenantIdRequired { .. }
@@ -135,6 +153,9 @@ impl DomainError {
             ReasonRequired { .. } => "ReasonRequired",
             DuplicateNumberInRequest(_) => "DuplicateNumber",
             ConsentRemoved(_) => "RequestForInformationRemoved",
+            NumberBeingDeleted(_) => "NumberBeingDeleted",
+            AccountBeingDeleted(_) => "AccountBeingDeleted",
+            ProvisioningNotFailed { .. } => "ProvisioningNotFailed",
         }
     }
 
@@ -146,10 +167,11 @@ impl DomainError {
         };
         match self {
             InvalidValue(_) => None,
-            AccountNotFound(_) => Some("accountName".into()),
-            NumberNotFound(_) | NumberInAnotherAccount { .. } | DuplicateNumberInRequest(_) => {
-                Some("telephoneNumber".into())
-            }
+            AccountNotFound(_) | AccountBeingDeleted(_) => Some("accountName".into()),
+            NumberNotFound(_)
+            | NumberInAnotherAccount { .. }
+            | DuplicateNumberInRequest(_)
+            | NumberBeingDeleted(_) => Some("telephoneNumber".into()),
             ConsentNotFound(_) | ConsentRemoved(_) => Some("tenantId".into()),
             CivicAddressNotFound(_) => Some("civicAddressId".into()),
             AccountHasNumbers { .. } => Some("deleteNumbers".into()),
@@ -175,6 +197,7 @@ impl DomainError {
                 service_config(service, "displayedCountryCode")
             }
             ReasonRequired { .. } => Some("customerRelationship.comment".into()),
+            ProvisioningNotFailed { .. } => Some("serviceProvisioningStatus".into()),
         }
     }
 }

@@ -1,5 +1,13 @@
 //! The Number aggregate: one telephone number, its id the E.164 string. A number belongs to one
 //! account at a time; deleting it frees it for any account.
+//!
+//! Deleting a number whose last change had to reach the backend (`sync_required`) only records
+//! the request (`NumberDeletionRequested`): the saga releases the number in the backend, and the
+//! backend's confirmation deletes it (`NumberDeleted`). A number that never reached the backend
+//! is released all the same — the backend counts a number it does not hold as released — which
+//! keeps the rule the one that decides whether a change flows to the backend at all. Meanwhile
+//! the number stays, `deleting`, and refuses changes; when the backend refuses the release it
+//! stays `failed` with the backend's errors until the operator retries.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -26,6 +34,9 @@ pub struct NumberState {
     pub sync: SyncState,
     /// Whether the last change had to reach the backend.
     pub sync_required: bool,
+    /// Whether the number's deletion waits for the backend to release it.
+    #[serde(default)]
+    pub deleting: bool,
 }
 
 // Commands live only while they are handled, so their size does not matter.
@@ -46,7 +57,13 @@ pub enum NumberCommand {
         account_services: AccountServices,
         value: Option<SipHeaderValue>,
     },
+    /// Deletes the number, or, when the backend must release it first, asks for that.
     Delete {
+        telephone_number: E164,
+        account: AccountName,
+    },
+    /// Pushes again the change whose provisioning failed (only when it failed).
+    RetryProvisioning {
         telephone_number: E164,
         account: AccountName,
     },
@@ -78,9 +95,23 @@ pub enum NumberEvent {
     SipHeaderCleared {
         sync_required: bool,
     },
+    /// The number is gone. `sync_required` is false when it was deleted at once (nothing to
+    /// release) or when the backend has confirmed its release; true only in events stored before
+    /// deletions waited for the backend.
     NumberDeleted {
         account: AccountName,
         sync_required: bool,
+    },
+    /// The number is to be released in the backend; it is deleted once the backend confirms.
+    NumberDeletionRequested {
+        account: AccountName,
+    },
+    /// The operator asked to push again the change whose provisioning failed. It carries what
+    /// the backend must get again: the number's details, and whether it is being deleted.
+    NumberProvisioningRetried {
+        account: AccountName,
+        details: NumberDetails,
+        deleting: bool,
     },
     NumberProvisioned {
         for_version: u64,
@@ -99,6 +130,8 @@ impl DomainEvent for NumberEvent {
             NumberEvent::SipHeaderSet { .. } => "SipHeaderSet",
             NumberEvent::SipHeaderCleared { .. } => "SipHeaderCleared",
             NumberEvent::NumberDeleted { .. } => "NumberDeleted",
+            NumberEvent::NumberDeletionRequested { .. } => "NumberDeletionRequested",
+            NumberEvent::NumberProvisioningRetried { .. } => "NumberProvisioningRetried",
             NumberEvent::NumberProvisioned { .. } => "NumberProvisioned",
             NumberEvent::NumberProvisioningFailed { .. } => "NumberProvisioningFailed",
         }
@@ -111,6 +144,19 @@ impl DomainEvent for NumberEvent {
 }
 
 impl Number {
+    /// The number's state if it currently belongs to `account` and may change.
+    fn changeable(
+        &self,
+        number: &E164,
+        account: &AccountName,
+    ) -> Result<&NumberState, DomainError> {
+        let state = self.owned_by(number, account)?;
+        if state.deleting {
+            return Err(DomainError::NumberBeingDeleted(number.clone()));
+        }
+        Ok(state)
+    }
+
     /// The number's state if it currently belongs to `account`.
     fn owned_by(&self, number: &E164, account: &AccountName) -> Result<&NumberState, DomainError> {
         match &self.state {
@@ -152,6 +198,9 @@ impl Aggregate for Number {
                 details,
             } => {
                 self.check_not_elsewhere(&telephone_number, &account)?;
+                if self.state.as_ref().is_some_and(|state| state.deleting) {
+                    return Err(DomainError::NumberBeingDeleted(telephone_number));
+                }
                 details.validate(&telephone_number, &account_services)?;
                 // Switching off a service that flows through must reach the backend too: the
                 // number has to be released there.
@@ -182,7 +231,7 @@ impl Aggregate for Number {
                 value,
             } => {
                 self.check_not_elsewhere(&telephone_number, &account)?;
-                let state = self.owned_by(&telephone_number, &account)?;
+                let state = self.changeable(&telephone_number, &account)?;
                 if state.details.custom_sip_header == value {
                     return Ok(());
                 }
@@ -207,23 +256,51 @@ impl Aggregate for Number {
             } => {
                 self.check_not_elsewhere(&telephone_number, &account)?;
                 let state = self.owned_by(&telephone_number, &account)?;
-                // A number whose services never flowed to the backend needs no release there.
-                let sync_required = state.sync_required;
-                sink.write(
+                let event = if state.deleting {
+                    // Asked already: the release is under way (or failed, and awaits a retry).
+                    return Ok(());
+                } else if state.sync_required {
+                    NumberEvent::NumberDeletionRequested { account }
+                } else {
+                    // Its services do not flow to the backend: nothing to release there.
                     NumberEvent::NumberDeleted {
                         account,
-                        sync_required,
-                    },
-                    self,
-                )
-                .await;
+                        sync_required: false,
+                    }
+                };
+                sink.write(event, self).await;
+            }
+            NumberCommand::RetryProvisioning {
+                telephone_number,
+                account,
+            } => {
+                self.check_not_elsewhere(&telephone_number, &account)?;
+                let state = self.owned_by(&telephone_number, &account)?;
+                if state.sync.status != ProvisioningStatus::Failed {
+                    return Err(DomainError::ProvisioningNotFailed {
+                        status: state.sync.status,
+                    });
+                }
+                let event = NumberEvent::NumberProvisioningRetried {
+                    account,
+                    details: state.details.clone(),
+                    deleting: state.deleting,
+                };
+                sink.write(event, self).await;
             }
             NumberCommand::RecordProvisioned { for_version } => {
                 if self.is_stale_outcome(for_version, None) {
                     return Ok(());
                 }
-                sink.write(NumberEvent::NumberProvisioned { for_version }, self)
-                    .await;
+                let event = match &self.state {
+                    // The backend released the number: its deletion completes.
+                    Some(state) if state.deleting => NumberEvent::NumberDeleted {
+                        account: state.account.clone(),
+                        sync_required: false,
+                    },
+                    _ => NumberEvent::NumberProvisioned { for_version },
+                };
+                sink.write(event, self).await;
             }
             NumberCommand::RecordProvisioningFailed {
                 for_version,
@@ -268,6 +345,7 @@ impl Aggregate for Number {
                     details,
                     sync: sync_for(sync_required),
                     sync_required,
+                    deleting: false,
                 });
             }
             NumberEvent::NumberUpdated {
@@ -298,6 +376,18 @@ impl Aggregate for Number {
                 }
             }
             NumberEvent::NumberDeleted { .. } => self.state = None,
+            NumberEvent::NumberDeletionRequested { .. } => {
+                if let Some(state) = &mut self.state {
+                    state.deleting = true;
+                    state.sync = SyncState::pending(version);
+                    state.sync_required = true;
+                }
+            }
+            NumberEvent::NumberProvisioningRetried { .. } => {
+                if let Some(state) = &mut self.state {
+                    state.sync = SyncState::pending(version);
+                }
+            }
             NumberEvent::NumberProvisioned { .. } => {
                 if let Some(state) = &mut self.state {
                     state.sync.status = ProvisioningStatus::Synced;

@@ -74,6 +74,15 @@ fn delete_from(account: AccountName) -> NumberCommand {
     }
 }
 
+fn deletion_requested() -> NumberEvent {
+    NumberEvent::NumberDeletionRequested { account: contoso() }
+}
+
+/// An Operator Connect number of contoso whose deletion waits for the backend (version 2).
+fn being_deleted() -> Vec<NumberEvent> {
+    vec![added(operator_connect(), true), deletion_requested()]
+}
+
 fn operator_connect() -> NumberDetails {
     number_details().operator_connect().build()
 }
@@ -702,15 +711,166 @@ async fn a_sip_header_change_on_a_number_that_never_reached_the_backend_needs_no
 // --- Delete ---
 
 #[tokio::test]
-async fn deleting_a_number_records_the_account_it_left() {
+async fn deleting_a_number_that_flows_to_the_backend_asks_for_its_release_first() {
     framework()
         .given(vec![added(operator_connect(), true)])
         .when_async(delete_from(contoso()))
         .await
+        .then_expect_events(vec![NumberEvent::NumberDeletionRequested {
+            account: contoso(),
+        }]);
+}
+
+#[tokio::test]
+async fn a_number_whose_upload_never_succeeded_is_released_all_the_same() {
+    framework()
+        .given(vec![
+            added(operator_connect(), true),
+            NumberEvent::NumberProvisioningFailed {
+                for_version: 1,
+                errors: vec![backend_error("LocationRequired")],
+            },
+        ])
+        .when_async(delete_from(contoso()))
+        .await
+        .then_expect_events(vec![NumberEvent::NumberDeletionRequested {
+            account: contoso(),
+        }]);
+}
+
+#[test]
+fn a_number_whose_deletion_was_requested_stays_pending_and_deleting() {
+    let number: Number = replay(vec![
+        added(operator_connect(), true),
+        NumberEvent::NumberProvisioned { for_version: 1 },
+        deletion_requested(),
+    ]);
+    let state = number
+        .state
+        .expect("the number stays until the backend releases it");
+    assert!(state.deleting);
+    assert!(state.sync_required);
+    assert_eq!(state.sync, SyncState::pending(3));
+    assert_eq!(state.details, operator_connect());
+}
+
+#[tokio::test]
+async fn deleting_a_number_being_deleted_again_emits_nothing() {
+    framework()
+        .given(being_deleted())
+        .when_async(delete_from(contoso()))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn updating_a_number_being_deleted_is_refused() {
+    framework()
+        .given(being_deleted())
+        .when_async(add(direct_routing()))
+        .await
+        .then_expect_error(DomainError::NumberBeingDeleted(the_number()));
+    framework()
+        .given(being_deleted())
+        .when_async(add(operator_connect()))
+        .await
+        .then_expect_error(DomainError::NumberBeingDeleted(the_number()));
+}
+
+#[tokio::test]
+async fn setting_the_sip_header_of_a_number_being_deleted_is_refused() {
+    framework()
+        .given(being_deleted())
+        .when_async(set_sip_header(Some("contoso-gw")))
+        .await
+        .then_expect_error(DomainError::NumberBeingDeleted(the_number()));
+}
+
+#[tokio::test]
+async fn a_number_being_deleted_still_belongs_to_its_account() {
+    framework()
+        .given(being_deleted())
+        .when_async(add_to(fabrikam(), all_services(), operator_connect()))
+        .await
+        .then_expect_error(DomainError::NumberInAnotherAccount {
+            number: the_number(),
+            owner: contoso(),
+        });
+}
+
+#[tokio::test]
+async fn the_backend_confirming_the_release_deletes_the_number() {
+    framework()
+        .given(being_deleted())
+        .when_async(NumberCommand::RecordProvisioned { for_version: 2 })
+        .await
         .then_expect_events(vec![NumberEvent::NumberDeleted {
             account: contoso(),
-            sync_required: true,
+            sync_required: false,
         }]);
+}
+
+#[tokio::test]
+async fn a_success_for_the_change_before_the_deletion_does_not_delete_the_number() {
+    framework()
+        .given(being_deleted())
+        .when_async(NumberCommand::RecordProvisioned { for_version: 1 })
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn the_backend_refusing_the_release_records_the_failure() {
+    framework()
+        .given(being_deleted())
+        .when_async(NumberCommand::RecordProvisioningFailed {
+            for_version: 2,
+            errors: vec![backend_error("NumberInUse")],
+        })
+        .await
+        .then_expect_events(vec![NumberEvent::NumberProvisioningFailed {
+            for_version: 2,
+            errors: vec![backend_error("NumberInUse")],
+        }]);
+}
+
+#[test]
+fn a_refused_release_leaves_the_number_failed_and_still_being_deleted() {
+    let mut events = being_deleted();
+    events.push(NumberEvent::NumberProvisioningFailed {
+        for_version: 2,
+        errors: vec![backend_error("NumberInUse")],
+    });
+    let state = replay::<Number>(events).state.expect("the number stays");
+    assert!(state.deleting);
+    assert_eq!(state.sync.status, ProvisioningStatus::Failed);
+    assert_eq!(state.sync.errors, vec![backend_error("NumberInUse")]);
+}
+
+#[tokio::test]
+async fn a_confirmation_after_a_refused_release_deletes_the_number() {
+    let mut events = being_deleted();
+    events.push(NumberEvent::NumberProvisioningFailed {
+        for_version: 2,
+        errors: vec![backend_error("Timeout")],
+    });
+    framework()
+        .given(events)
+        .when_async(NumberCommand::RecordProvisioned { for_version: 2 })
+        .await
+        .then_expect_events(vec![NumberEvent::NumberDeleted {
+            account: contoso(),
+            sync_required: false,
+        }]);
+}
+
+#[test]
+fn a_number_state_stored_before_deletions_waited_reads_as_not_being_deleted() {
+    let number: Number = replay(vec![added(operator_connect(), true)]);
+    let mut json = serde_json::to_value(number.state.unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("deleting");
+    let state: crate::number::NumberState = serde_json::from_value(json).unwrap();
+    assert!(!state.deleting);
 }
 
 #[tokio::test]
@@ -735,7 +895,7 @@ async fn deleting_a_missing_number_is_refused() {
 }
 
 #[tokio::test]
-async fn deleting_a_number_twice_is_refused() {
+async fn deleting_a_deleted_number_is_refused() {
     framework()
         .given(vec![
             added(operator_connect(), true),
@@ -754,6 +914,114 @@ async fn deleting_a_number_of_another_account_is_refused() {
     framework()
         .given(vec![added_to(fabrikam(), operator_connect(), true)])
         .when_async(delete_from(contoso()))
+        .await
+        .then_expect_error(DomainError::NumberInAnotherAccount {
+            number: the_number(),
+            owner: fabrikam(),
+        });
+}
+
+// --- RetryProvisioning ---
+
+fn retry() -> NumberCommand {
+    NumberCommand::RetryProvisioning {
+        telephone_number: the_number(),
+        account: contoso(),
+    }
+}
+
+#[tokio::test]
+async fn retrying_a_failed_upload_pushes_the_number_again() {
+    framework()
+        .given(vec![
+            added(operator_connect(), true),
+            NumberEvent::NumberProvisioningFailed {
+                for_version: 1,
+                errors: vec![backend_error("LocationRequired")],
+            },
+        ])
+        .when_async(retry())
+        .await
+        .then_expect_events(vec![NumberEvent::NumberProvisioningRetried {
+            account: contoso(),
+            details: operator_connect(),
+            deleting: false,
+        }]);
+}
+
+#[tokio::test]
+async fn retrying_a_failed_release_asks_for_the_release_again() {
+    let mut events = being_deleted();
+    events.push(NumberEvent::NumberProvisioningFailed {
+        for_version: 2,
+        errors: vec![backend_error("NumberInUse")],
+    });
+    framework()
+        .given(events)
+        .when_async(retry())
+        .await
+        .then_expect_events(vec![NumberEvent::NumberProvisioningRetried {
+            account: contoso(),
+            details: operator_connect(),
+            deleting: true,
+        }]);
+}
+
+#[test]
+fn a_retried_provisioning_is_pending_at_the_new_version_with_the_same_details() {
+    let number: Number = replay(vec![
+        added(operator_connect(), true),
+        NumberEvent::NumberProvisioningFailed {
+            for_version: 1,
+            errors: vec![backend_error("LocationRequired")],
+        },
+        NumberEvent::NumberProvisioningRetried {
+            account: contoso(),
+            details: operator_connect(),
+            deleting: false,
+        },
+    ]);
+    let state = number.state.unwrap();
+    assert_eq!(state.sync, SyncState::pending(3));
+    assert_eq!(state.details, operator_connect());
+    assert!(state.sync_required);
+    assert!(!state.deleting);
+}
+
+#[tokio::test]
+async fn retrying_a_pending_or_synced_number_is_refused() {
+    framework()
+        .given(vec![added(operator_connect(), true)])
+        .when_async(retry())
+        .await
+        .then_expect_error(DomainError::ProvisioningNotFailed {
+            status: ProvisioningStatus::Pending,
+        });
+    framework()
+        .given(vec![added(direct_routing(), false)])
+        .when_async(retry())
+        .await
+        .then_expect_error(DomainError::ProvisioningNotFailed {
+            status: ProvisioningStatus::Synced,
+        });
+}
+
+#[tokio::test]
+async fn retrying_a_missing_number_or_one_of_another_account_is_refused() {
+    framework()
+        .given_no_previous_events()
+        .when_async(retry())
+        .await
+        .then_expect_error(DomainError::NumberNotFound(the_number()));
+    framework()
+        .given(vec![
+            added_to(fabrikam(), operator_connect(), true),
+            NumberEvent::NumberProvisioningFailed {
+                for_version: 1,
+                errors: vec![backend_error("LocationRequired")],
+            },
+        ])
+        .when_async(retry())
         .await
         .then_expect_error(DomainError::NumberInAnotherAccount {
             number: the_number(),
@@ -960,6 +1228,15 @@ fn number_events_keep_their_stored_names_and_version() {
                 errors: vec![],
             },
             "NumberProvisioningFailed",
+        ),
+        (deletion_requested(), "NumberDeletionRequested"),
+        (
+            NumberEvent::NumberProvisioningRetried {
+                account: contoso(),
+                details: direct_routing(),
+                deleting: false,
+            },
+            "NumberProvisioningRetried",
         ),
     ];
     for (event, event_type) in cases {

@@ -91,7 +91,12 @@ async fn an_account_with_numbers_is_deleted_only_with_its_numbers() {
 
     let deleted = app.delete_account("contoso", true).await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
+    // They flow to the backend: they go once the backend has released them.
+    app.backend_accepts(&["+15105850321", "+15105850322"]).await;
     app.get_number("contoso", "+15105850321")
+        .await
+        .assert_error(404, "NotFound");
+    app.get_account("contoso")
         .await
         .assert_error(404, "NotFound");
 
@@ -132,6 +137,7 @@ async fn the_teams_tenant_cannot_change_while_the_account_has_teams_numbers() {
         .assert_error(409, "TenantChangeNotAllowed");
 
     app.delete_number("contoso", "+15105850321").await;
+    app.backend_accepts(&["+15105850321"]).await;
     let changed = app.put_account("contoso", &moved).await;
     assert_eq!(changed.status, 200, "{changed:?}");
 }

@@ -31,6 +31,8 @@ const EVENTS: &[(&str, &str)] = &[
     ("account", "NumbersAdded"),
     ("account", "NumbersRemoved"),
     ("account", "AccountDeleted"),
+    ("account", "AccountDeletionRequested"),
+    ("account", "AccountProvisioningRetried"),
     ("account", "AccountProvisioned"),
     ("account", "AccountProvisioningFailed"),
     ("number", "NumberAdded"),
@@ -38,6 +40,8 @@ const EVENTS: &[(&str, &str)] = &[
     ("number", "SipHeaderSet"),
     ("number", "SipHeaderCleared"),
     ("number", "NumberDeleted"),
+    ("number", "NumberDeletionRequested"),
+    ("number", "NumberProvisioningRetried"),
     ("number", "NumberProvisioned"),
     ("number", "NumberProvisioningFailed"),
     ("consent", "ConsentRecorded"),
@@ -49,6 +53,7 @@ const EVENTS: &[(&str, &str)] = &[
     ("consent", "ContractTerminated"),
     ("consent", "ConsentProvisioned"),
     ("consent", "ConsentProvisioningFailed"),
+    ("consent", "ConsentProvisioningRetried"),
 ];
 
 /// Every operation of the NATS API (`<prefix>.api.<operation>`), the key of its channel and
@@ -61,6 +66,21 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "Write",
     ),
     ("accounts.delete", "accountsDelete", "Delete"),
+    (
+        "accounts.retryProvisioning",
+        "accountsRetryProvisioning",
+        "Write",
+    ),
+    (
+        "accounts.getTeamsCapabilityPlans",
+        "accountsGetTeamsCapabilityPlans",
+        "Write",
+    ),
+    (
+        "accounts.getTeamsAvailableCapabilities",
+        "accountsGetTeamsAvailableCapabilities",
+        "Write",
+    ),
     ("numbers.get", "numbersGet", "Read"),
     ("numbers.createOrReplace", "numbersCreateOrReplace", "Write"),
     ("numbers.delete", "numbersDelete", "Delete"),
@@ -76,6 +96,11 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "Write",
     ),
     (
+        "numbers.retryProvisioning",
+        "numbersRetryProvisioning",
+        "Write",
+    ),
+    (
         "requestsForInformation.get",
         "requestsForInformationGet",
         "Read",
@@ -83,6 +108,11 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     (
         "requestsForInformation.updateRelationship",
         "requestsForInformationUpdateRelationship",
+        "Write",
+    ),
+    (
+        "requestsForInformation.retryProvisioning",
+        "requestsForInformationRetryProvisioning",
         "Write",
     ),
 ];
@@ -114,6 +144,11 @@ const API_ERROR_CODES: &[&str] = &[
     "InvalidRequestBody",
     "Forbidden",
     "RequestBodyTooLarge",
+    "NumberBeingDeleted",
+    "AccountBeingDeleted",
+    "ProvisioningNotFailed",
+    "BackendNotConfigured",
+    "BackendUnavailable",
 ];
 
 fn workspace_file(path: &str) -> String {
@@ -287,6 +322,13 @@ fn account_events() -> Vec<AccountEvent> {
         AccountEvent::AccountDeleted {
             deleted_numbers: vec![number()],
         },
+        AccountEvent::AccountDeletionRequested {
+            deleted_numbers: vec![number()],
+            awaiting_release: vec![E164::parse("+15105850322").unwrap()],
+        },
+        AccountEvent::AccountProvisioningRetried {
+            services: account_services(),
+        },
         AccountEvent::AccountProvisioned { for_version: 1 },
         AccountEvent::AccountProvisioningFailed {
             for_version: 1,
@@ -318,6 +360,14 @@ fn number_events() -> Vec<NumberEvent> {
             account: account_name(),
             sync_required: true,
         },
+        NumberEvent::NumberDeletionRequested {
+            account: account_name(),
+        },
+        NumberEvent::NumberProvisioningRetried {
+            account: account_name(),
+            details: number_details(),
+            deleting: true,
+        },
         NumberEvent::NumberProvisioned { for_version: 2 },
         NumberEvent::NumberProvisioningFailed {
             for_version: 2,
@@ -346,6 +396,14 @@ fn consent_events() -> Vec<ConsentEvent> {
         ConsentEvent::ConsentProvisioningFailed {
             for_version: 3,
             errors: errors(),
+        },
+        ConsentEvent::ConsentProvisioningRetried {
+            relationship: Some(domain::CustomerRelationship {
+                status: domain::RelationshipStatus::ConsentDeclined,
+                comment: Some(Comment::parse("outside our coverage").unwrap()),
+                ticket_id: Some(TicketId::parse("CHG-42").unwrap()),
+                last_modified_on: at(),
+            }),
         },
     ]
 }

@@ -176,6 +176,7 @@ async fn activity_shows_the_latest_changes_with_who_and_which_ticket() {
     .await;
     let deleted = app.delete_number("contoso", "+15105850001").await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
+    app.backend_accepts(&["+15105850001"]).await;
     wait_until_projected(&app, Duration::from_secs(20)).await;
 
     let all = get(&app, "/dashboard/activity").await;

@@ -173,6 +173,7 @@ async fn if_match_with_the_current_etag_succeeds() {
         )
         .await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
+    app.backend_accepts(&[NUMBER]).await;
 
     let current = app.get_account("contoso").await.etag();
     let deleted = app

@@ -16,15 +16,11 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tests::projections::{ReadSide, wait_until_projected};
-use tests::{Answer, TestApp, account_body, number_body, spawn_app};
+use tests::{Answer, TestApp, account_body, number_body, spawn_app, spawn_app_with_backend};
 
-/// Examples of operations nmp does not serve yet (capability plans), or whose data nothing in
-/// nmp produces yet (civic addresses come from the backend sync).
-/// Move a name out of here, and write its test below, when its operation is served.
-const NOT_YET_SERVED: &[&str] = &[
-    "PostGetAccountTeamsCapabilityPlans",
-    "PostGetAccountTeamsAvailableCapabilities",
-];
+/// Examples of operations nmp does not serve yet. Move a name out of here, and write its test
+/// below, when its operation is served.
+const NOT_YET_SERVED: &[&str] = &[];
 
 const PROVISIONING_STATUSES: &[&str] = &["pending", "synced", "failed"];
 
@@ -71,6 +67,8 @@ async fn delete_account_matches_its_example() {
     let deleted = send_example(&app, &example).await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
     assert_matches_example(&deleted, &example);
+    // The number flows to the backend: both go once the backend has released it.
+    app.backend_accepts(&["+15105850321"]).await;
     app.get_account(account).await.assert_error(404, "NotFound");
     app.get_number(account, "+15105850321")
         .await
@@ -120,6 +118,7 @@ async fn delete_account_number_matches_its_example() {
     let deleted = send_example(&app, &example).await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
     assert_matches_example(&deleted, &example);
+    app.backend_accepts(&[number]).await;
     app.get_number(account, number)
         .await
         .assert_error(404, "NotFound");
@@ -160,6 +159,7 @@ async fn post_account_numbers_delete_matches_its_example() {
     let deleted = send_example(&app, &example).await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
     assert_matches_example(&deleted, &example);
+    app.backend_accepts(&numbers).await;
     for number in &numbers {
         app.get_number(account, number)
             .await
@@ -289,6 +289,42 @@ async fn list_requests_for_information_matches_its_example() {
         listed.body["value"][0]["accountName"],
         example_items(&example)[0]["accountName"],
         "the consent names its account"
+    );
+}
+
+#[tokio::test]
+async fn post_get_account_teams_capability_plans_matches_its_example() {
+    let example = load_example("PostGetAccountTeamsCapabilityPlans");
+    let (app, _sim) = spawn_app_with_backend().await;
+    create_account(&app, param(&example, "accountName")).await;
+
+    let plans = send_example(&app, &example).await;
+    assert_eq!(plans.status, 200, "{plans:?}");
+    assert_matches_example(&plans, &example);
+    let usages: Vec<&str> = plans.body["capabilityPlans"]
+        .as_array()
+        .expect("plans")
+        .iter()
+        .map(|plan| plan["usage"].as_str().expect("a usage"))
+        .collect();
+    assert!(usages.contains(&"CallingUserAssignment"), "{usages:?}");
+}
+
+#[tokio::test]
+async fn post_get_account_teams_available_capabilities_matches_its_example() {
+    let example = load_example("PostGetAccountTeamsAvailableCapabilities");
+    let (app, _sim) = spawn_app_with_backend().await;
+    create_account(&app, param(&example, "accountName")).await;
+
+    let available = send_example(&app, &example).await;
+    assert_eq!(available.status, 200, "{available:?}");
+    assert_matches_example(&available, &example);
+    assert!(
+        !available.body["availableCapabilities"]
+            .as_array()
+            .expect("capabilities")
+            .is_empty(),
+        "{available:?}"
     );
 }
 

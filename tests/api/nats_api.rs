@@ -238,6 +238,9 @@ async fn every_operation_works_over_nats_as_over_http() {
         )
         .await;
     assert_eq!(gone.status, 204, "{gone:?}");
+    // The numbers flow to the backend: the account goes with the last one it releases.
+    app.backend_accepts(&["+15105850001", "+15105850002", "+15105850003"])
+        .await;
     app.get_account("contoso")
         .await
         .assert_error(404, "NotFound");
@@ -475,4 +478,95 @@ async fn instances_share_the_requests_of_one_prefix() {
         );
     }
     second_task.abort();
+}
+
+#[tokio::test]
+async fn provisioning_retries_and_deletions_work_over_nats_as_over_http() {
+    let app = spawn_app().await;
+    let nats = start(&app, None).await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    let number = "+15105850001";
+    app.put_number("contoso", number, &number_body("contoso", number))
+        .await;
+    let the_number = json!({"accountName": "contoso", "telephoneNumber": number});
+
+    nats.call(&app, "numbers.retryProvisioning", the_number.clone())
+        .await
+        .assert_error(409, "ProvisioningNotFailed");
+    app.backend_refuses(&[number], "LocationRequired").await;
+    let retried = nats
+        .call(&app, "numbers.retryProvisioning", the_number.clone())
+        .await;
+    assert_eq!(retried.status, 200, "{retried:?}");
+    assert_eq!(retried.body["serviceProvisioningStatus"], "pending");
+    assert_eq!(retried.header("ETag").as_deref(), Some("\"3\""));
+    assert_eq!(
+        app.get_number("contoso", number).await.body,
+        retried.body,
+        "REST sees the retry"
+    );
+
+    let deleted = nats.call(&app, "numbers.delete", the_number.clone()).await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    nats.call(
+        &app,
+        "numbers.createOrReplace",
+        json!({"accountName": "contoso", "telephoneNumber": number,
+               "number": number_body("contoso", number)}),
+    )
+    .await
+    .assert_error(409, "NumberBeingDeleted");
+    let gone = nats
+        .call(
+            &app,
+            "accounts.delete",
+            json!({"accountName": "contoso", "deleteNumbers": true}),
+        )
+        .await;
+    assert_eq!(gone.status, 204, "{gone:?}");
+    nats.call(
+        &app,
+        "accounts.createOrReplace",
+        json!({"accountName": "contoso", "account": account_body("contoso")}),
+    )
+    .await
+    .assert_error(409, "AccountBeingDeleted");
+    nats.call(
+        &app,
+        "accounts.retryProvisioning",
+        json!({"accountName": "contoso"}),
+    )
+    .await
+    .assert_error(409, "ProvisioningNotFailed");
+
+    app.record_consent(TENANT).await;
+    nats.call(
+        &app,
+        "requestsForInformation.retryProvisioning",
+        json!({"tenantId": TENANT}),
+    )
+    .await
+    .assert_error(409, "ProvisioningNotFailed");
+    nats.call(
+        &app,
+        "requestsForInformation.retryProvisioning",
+        json!({"tenantId": "not-a-tenant"}),
+    )
+    .await
+    .assert_error(400, "InvalidTenantId");
+
+    nats.call(
+        &app,
+        "accounts.getTeamsCapabilityPlans",
+        json!({"accountName": "contoso"}),
+    )
+    .await
+    .assert_error(503, "BackendNotConfigured");
+    nats.call(
+        &app,
+        "accounts.getTeamsAvailableCapabilities",
+        json!({"accountName": "contoso", "numbers": []}),
+    )
+    .await
+    .assert_error(400, "NoNumbers");
 }

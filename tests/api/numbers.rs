@@ -48,6 +48,10 @@ async fn a_number_is_created_read_replaced_and_deleted() {
     );
 
     assert_eq!(app.delete_number("contoso", number).await.status, 204);
+    // It flows to the backend: it is deleted once the backend has released it.
+    let deleting = app.get_number("contoso", number).await;
+    assert_eq!(deleting.body["serviceProvisioningStatus"], "pending");
+    app.backend_accepts(&[number]).await;
     app.get_number("contoso", number)
         .await
         .assert_error(404, "NotFound");
@@ -254,6 +258,7 @@ async fn a_batch_deletes_numbers_all_or_nothing() {
 
     let deleted = app.delete_numbers("contoso", &numbers[..2]).await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
+    app.backend_accepts(&numbers[..2]).await;
     assert_eq!(app.get_number("contoso", numbers[0]).await.status, 404);
     assert_eq!(app.get_number("contoso", numbers[2]).await.status, 200);
     let account = app.get_account("contoso").await;

@@ -30,6 +30,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// When to try again, sent as `Retry-After` (whole seconds).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -42,7 +44,13 @@ impl ApiError {
                 target: None,
                 details: Vec::new(),
             },
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, retry_after: Option<std::time::Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -92,6 +100,7 @@ impl ApiError {
                 target,
                 details: Vec::new(),
             },
+            retry_after: None,
         }
     }
 
@@ -193,6 +202,13 @@ impl IntoResponse for ApiError {
         let mut response =
             (self.status, axum::Json(ErrorResponse { error: self.body })).into_response();
         response.headers_mut().insert("x-ms-error-code", code);
+        if let Some(retry_after) = self.retry_after {
+            // Whole seconds, rounded up so that a client never comes back too early.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -44,6 +44,9 @@ pub struct AppState {
     /// The CloudEvents `source` of this installation's events (`urn:nmp:<NATS prefix>`), as
     /// the relay publishes them and the audit export writes them.
     pub event_source: String,
+    /// The Teams backend, asked for capability plans and available capabilities; `None` (no
+    /// `NMP_BACKEND_URL`) answers those 503 `BackendNotConfigured`.
+    pub backend: Option<std::sync::Arc<dyn backend::Backend>>,
 }
 
 /// Appends a component's metrics, in the Prometheus text format, to the page.
@@ -55,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::accounts::router())
         .merge(routes::numbers::router())
         .merge(routes::consents::router())
+        .merge(routes::failures::router())
         .merge(routes::lists::router())
         .merge(routes::dashboard::router())
         .merge(routes::audit::router())

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, audit, consents, dashboard, lists, numbers};
+use crate::routes::{accounts, audit, consents, dashboard, failures, lists, numbers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,11 +25,17 @@ use crate::routes::{accounts, audit, consents, dashboard, lists, numbers};
         accounts::delete_account,
         accounts::create_or_update_numbers,
         accounts::delete_numbers,
+        accounts::get_teams_capability_plans,
+        accounts::get_teams_available_capabilities,
+        accounts::retry_provisioning,
         numbers::get_number,
         numbers::put_number,
         numbers::delete_number,
+        numbers::retry_provisioning,
         consents::get_request_for_information,
         consents::patch_request_for_information,
+        consents::retry_provisioning,
+        failures::list_failures,
         audit::history,
         audit::as_of,
         audit::export,
@@ -45,7 +51,19 @@ use crate::routes::{accounts, audit, consents, dashboard, lists, numbers};
         dashboard::feed,
     ),
     tags((name = "Dashboard", description = "nmp's own, beyond the Provisioning API: totals, \
-        recent activity and a live feed of changes (Server-Sent Events); all need Read.")),
+        recent activity and a live feed of changes (Server-Sent Events); all need Read."),
+        (name = "Provisioning", description = "nmp's own, beyond the Provisioning API: flow-through \
+        provisioning to the Teams backend. Every account, number and consent carries \
+        `serviceProvisioningStatus` (`pending`, then `synced` or `failed` with \
+        `serviceProvisioningErrors`). `GET /provisioning/failures` (Read) lists every failed \
+        resource; `:retryProvisioning` (Write) on an account, a number or a request for \
+        information pushes its failed change again (409 `ProvisioningNotFailed` unless it \
+        failed). Deleting a number whose services flow to the backend answers 204 at once, \
+        but the number stays, `pending`, until the backend has released it; meanwhile changes \
+        to it are refused with 409 `NumberBeingDeleted`, and a failed release shows as \
+        `failed`. Deleting an account with `deleteNumbers=true` waits for the same releases: \
+        the account refuses changes with 409 `AccountBeingDeleted` until its last number is \
+        gone.")),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

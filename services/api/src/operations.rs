@@ -13,8 +13,11 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::context::Caller;
-use crate::error::{ApiError, command_error};
+use crate::error::{ApiError, ErrorBody, command_error};
 use crate::wire::account::AccountResource;
+use crate::wire::capabilities::{
+    TeamsAvailableCapabilities, TeamsCapabilityPlan, TeamsCapabilityPlans,
+};
 use crate::wire::consent::{RequestForInformationPatch, RequestForInformationResource};
 use crate::wire::number::{BatchNumbers, BatchNumbersDelete, MAX_BATCH, NumberResource};
 use crate::wire::parse_at;
@@ -135,6 +138,29 @@ pub async fn put_account(
     ))
 }
 
+/// Pushes again an account's change whose provisioning failed (nmp's own).
+pub async fn retry_account_provisioning(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+) -> Result<Outcome, ApiError> {
+    let name = account_name(account)?;
+    let loaded = state
+        .commands
+        .retry_account_provisioning(&name, &caller.preconditions, &caller.metadata)
+        .await?;
+    let account = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| vanished("account"))?;
+    Ok(Outcome::resource(
+        StatusCode::OK,
+        loaded.version,
+        AccountResource::from_state(account),
+    ))
+}
+
 pub async fn delete_account(
     state: &AppState,
     caller: &Caller,
@@ -152,6 +178,148 @@ pub async fn delete_account(
         )
         .await?;
     Ok(Outcome::no_content())
+}
+
+// ---- Teams capabilities, asked of the backend ----------------------------------------------
+
+fn backend_error(error: backend::BackendError) -> ApiError {
+    match error {
+        backend::BackendError::Transient {
+            reason,
+            retry_after,
+        } => {
+            tracing::warn!(%reason, "the Teams backend is unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "BackendUnavailable",
+                "the Teams backend is unavailable for now; retry later",
+            )
+            .with_retry_after(retry_after)
+        }
+        backend::BackendError::Permanent { code, message } => {
+            tracing::warn!(%code, %message, "the Teams backend refused a request");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                code,
+                format!("the Teams backend refused the request: {message}"),
+            )
+        }
+    }
+}
+
+/// The backend nmp reaches, if one is configured.
+fn configured_backend(state: &AppState) -> Result<std::sync::Arc<dyn backend::Backend>, ApiError> {
+    state.backend.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "BackendNotConfigured",
+            "nmp is not connected to a Teams backend (NMP_BACKEND_URL), so it cannot ask it",
+        )
+    })
+}
+
+/// The Teams tenant of an existing account: the backend knows tenants, not accounts.
+async fn teams_tenant(state: &AppState, name: &AccountName) -> Result<TenantId, ApiError> {
+    let loaded = state.commands.account(name).await?;
+    let account = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(&format!("account '{name}'")))?;
+    account.services.teams_tenant_id.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "AccountWithoutTeamsTenant",
+            format!("account '{name}' has no teamsTenantId, so the Teams backend cannot tell"),
+        )
+        .with_target("serviceDetails.teamsTenantId")
+    })
+}
+
+/// The Teams capability plans the backend offers the account's tenant.
+pub async fn get_teams_capability_plans(
+    state: &AppState,
+    account: &str,
+) -> Result<Outcome, ApiError> {
+    let name = account_name(account)?;
+    let backend = configured_backend(state)?;
+    let tenant = teams_tenant(state, &name).await?;
+    let plans = backend
+        .capability_plans(&tenant)
+        .await
+        .map_err(backend_error)?;
+    let body = TeamsCapabilityPlans {
+        capability_plans: plans
+            .iter()
+            .map(TeamsCapabilityPlan::from_backend)
+            .collect(),
+    };
+    Ok(Outcome {
+        status: StatusCode::OK,
+        version: None,
+        body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
+    })
+}
+
+/// The Teams capabilities the backend would give all the numbers named (at most 100) in the
+/// account's tenant. A number the backend rejects is reported with its code.
+pub async fn get_teams_available_capabilities(
+    state: &AppState,
+    account: &str,
+    batch: BatchNumbersDelete,
+) -> Result<Outcome, ApiError> {
+    let name = account_name(account)?;
+    check_batch_size(batch.numbers.len())?;
+    let numbers = batch
+        .numbers
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            parse_at(
+                format!("numbers[{i}].telephoneNumber"),
+                E164::parse(n.telephone_number),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let backend = configured_backend(state)?;
+    let tenant = teams_tenant(state, &name).await?;
+    let answers = backend
+        .available_capabilities(&tenant, &numbers)
+        .await
+        .map_err(backend_error)?;
+    let rejected: Vec<ErrorBody> = answers
+        .iter()
+        .filter_map(|answer| {
+            let rejection = answer.error.as_ref()?;
+            let index = numbers.iter().position(|n| n == &answer.telephone_number);
+            Some(ErrorBody {
+                code: rejection.code.clone(),
+                message: rejection.message.clone(),
+                target: Some(match index {
+                    Some(index) => format!("numbers[{index}].telephoneNumber"),
+                    None => "numbers".to_string(),
+                }),
+                details: Vec::new(),
+            })
+        })
+        .collect();
+    if !rejected.is_empty() {
+        let count = rejected.len();
+        let target = rejected.first().and_then(|r| r.target.clone());
+        let mut error = ApiError::bad_request(
+            "InvalidBatch",
+            format!("the Teams backend rejected {count} of the request's numbers"),
+        )
+        .with_details(rejected);
+        error.body.target = target;
+        return Err(error);
+    }
+    let body = TeamsAvailableCapabilities::common_to(&answers);
+    Ok(Outcome {
+        status: StatusCode::OK,
+        version: None,
+        body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
+    })
 }
 
 // ---- numbers -------------------------------------------------------------------------------
@@ -314,6 +482,32 @@ pub async fn delete_number(
     Ok(Outcome::no_content())
 }
 
+/// Pushes again a number's change whose provisioning failed (nmp's own): an upload, an update
+/// or a release.
+pub async fn retry_number_provisioning(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    number: &str,
+) -> Result<Outcome, ApiError> {
+    let account = account_name(account)?;
+    let number = telephone_number(number)?;
+    let loaded = state
+        .commands
+        .retry_number_provisioning(&account, &number, &caller.preconditions, &caller.metadata)
+        .await?;
+    let resource = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| vanished("number"))?;
+    Ok(Outcome::resource(
+        StatusCode::OK,
+        loaded.version,
+        NumberResource::from_state(resource),
+    ))
+}
+
 /// Sets (or, with `None`, clears) a number's custom SIP header.
 pub async fn set_custom_sip_header(
     state: &AppState,
@@ -444,6 +638,29 @@ pub async fn patch_request_for_information(
             CommandError::Refused(error) => ApiError::refused(&error, None),
             other => ApiError::from(other),
         })?;
+    let consent = loaded
+        .aggregate
+        .state
+        .as_ref()
+        .ok_or_else(|| vanished("request for information"))?;
+    Ok(Outcome::resource(
+        StatusCode::OK,
+        loaded.version,
+        consent_resource(state, consent).await?,
+    ))
+}
+
+/// Pushes again a consent's customer relationship whose provisioning failed (nmp's own).
+pub async fn retry_request_for_information_provisioning(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+) -> Result<Outcome, ApiError> {
+    let tenant = tenant_id(tenant)?;
+    let loaded = state
+        .commands
+        .retry_consent_provisioning(&tenant, &caller.preconditions, &caller.metadata)
+        .await?;
     let consent = loaded
         .aggregate
         .state

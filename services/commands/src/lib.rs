@@ -1,18 +1,22 @@
 //! The command side: carries out each operation of the Provisioning API (and of the NATS API)
 //! by loading the aggregates it touches, letting them decide, and committing every resulting
 //! event in one transaction. REST and NATS both call this crate, so they share every rule.
+//! The provisioning saga records the backend's answers here too (`record_number_outcomes`,
+//! `record_account_outcome`, `record_consent_outcome`), as commands like any other.
 
 mod preconditions;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use domain::{
-    Account, AccountCommand, AccountName, AccountServices, Comment, Consent, ConsentCommand,
-    ConsentReport, DomainError, E164, Identifier, Number, NumberCommand, NumberDetails,
-    NumberMembership, RelationshipChange, RelationshipStatus, SipHeaderValue, TenantId, TicketId,
+    Account, AccountCommand, AccountEvent, AccountName, AccountServices, Comment, Consent,
+    ConsentCommand, ConsentReport, DomainError, E164, Identifier, Number, NumberCommand,
+    NumberDetails, NumberMembership, ProvisioningError, RelationshipChange, RelationshipStatus,
+    SipHeaderValue, TenantId, TicketId,
 };
 use store::{Changes, EventMetadata, EventStore, Loaded, StoreError, TenantLink};
 
@@ -57,9 +61,34 @@ pub struct ItemRefusal {
 
 /// A number after a write, and whether the write created it.
 #[derive(Debug, Clone)]
-pub struct NumberOutcome {
+pub struct UpsertedNumber {
     pub number: Loaded<Number>,
     pub created: bool,
+}
+
+/// The subject the provisioning saga's commands record as their author.
+pub const SAGA_SUBJECT: &str = "nmp-saga";
+
+/// The metadata of a command the provisioning saga sends: subject [`SAGA_SUBJECT`], role
+/// `system`. The saga may set `correlation_id` and `traceparent` from the event it answers.
+pub fn saga_metadata() -> EventMetadata {
+    EventMetadata {
+        roles: vec!["system".to_string()],
+        ..EventMetadata::system(SAGA_SUBJECT)
+    }
+}
+
+/// The backend's answer for a change to a resource: `Ok` when it took effect, otherwise the
+/// backend's errors (at least one is expected; an empty list is recorded as it is).
+pub type ProvisioningResult = Result<(), Vec<ProvisioningError>>;
+
+/// The backend's answer for the change made to a number at version `for_version` (the
+/// `sync.version` the saga acted on: the sequence of the event that made the change).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberOutcome {
+    pub telephone_number: E164,
+    pub for_version: u64,
+    pub result: ProvisioningResult,
 }
 
 /// Runs the domain's decision for one command and returns the events it produced. The aggregate
@@ -192,6 +221,8 @@ impl CommandService {
     }
 
     /// Deletes an account; with `delete_numbers`, all its numbers in the same transaction.
+    /// Numbers the backend must release first are only asked to go, and so is the account: it
+    /// is deleted with its last number, when the saga records the backend's confirmation.
     pub async fn delete_account(
         &self,
         name: &AccountName,
@@ -201,44 +232,62 @@ impl CommandService {
     ) -> Result<(), CommandError> {
         self.with_retries(preconditions, || async {
             let mut loaded = self.store.load::<Account>(name.as_str()).await?;
-            if !loaded.aggregate.exists() {
+            let Some(state) = &loaded.aggregate.state else {
                 return Err(DomainError::AccountNotFound(name.clone()).into());
-            }
+            };
             preconditions.check(true, loaded.version)?;
+            let mut changes = Changes::new();
+            let mut awaiting_release = Vec::new();
+            if !state.deleting && !state.numbers.is_empty() {
+                let numbers: Vec<E164> = state.numbers.keys().cloned().collect();
+                let ids: Vec<String> = numbers.iter().map(E164::to_string).collect();
+                let loaded_numbers = self.store.load_many::<Number>(&ids).await?;
+                for (number, mut loaded_number) in numbers.into_iter().zip(loaded_numbers) {
+                    if !delete_numbers {
+                        // Only those already being deleted; the account decides on the rest.
+                        if loaded_number
+                            .aggregate
+                            .state
+                            .as_ref()
+                            .is_some_and(|s| s.deleting)
+                        {
+                            awaiting_release.push(number);
+                        }
+                        continue;
+                    }
+                    let number_events = decide(
+                        &mut loaded_number.aggregate,
+                        NumberCommand::Delete {
+                            telephone_number: number.clone(),
+                            account: name.clone(),
+                        },
+                    )
+                    .await?;
+                    changes.append_after::<Number>(
+                        number.as_str(),
+                        &loaded_number,
+                        &number_events,
+                    )?;
+                    if loaded_number.aggregate.state.is_some() {
+                        awaiting_release.push(number);
+                    }
+                }
+            }
             let events = decide(
                 &mut loaded.aggregate,
                 AccountCommand::Delete {
                     account: name.clone(),
                     delete_numbers,
+                    awaiting_release,
                 },
             )
             .await?;
-            let mut changes = Changes::new();
-            for event in &events {
-                if let domain::AccountEvent::AccountDeleted { deleted_numbers } = event {
-                    let ids: Vec<String> = deleted_numbers.iter().map(E164::to_string).collect();
-                    let numbers = self.store.load_many::<Number>(&ids).await?;
-                    for (number, mut loaded_number) in deleted_numbers.iter().zip(numbers) {
-                        let number_events = decide(
-                            &mut loaded_number.aggregate,
-                            NumberCommand::Delete {
-                                telephone_number: number.clone(),
-                                account: name.clone(),
-                            },
-                        )
-                        .await?;
-                        changes.append_after::<Number>(
-                            number.as_str(),
-                            &loaded_number,
-                            &number_events,
-                        )?;
-                    }
-                }
-            }
             changes.append_after::<Account>(name.as_str(), &loaded, &events)?;
-            changes.link_tenant(TenantLink::Clear {
-                account: name.to_string(),
-            });
+            if deletes_account(&events) {
+                changes.link_tenant(TenantLink::Clear {
+                    account: name.to_string(),
+                });
+            }
             self.store.commit(changes, metadata).await?;
             Ok(())
         })
@@ -254,7 +303,7 @@ impl CommandService {
         account: &AccountName,
         items: Vec<(E164, NumberDetails)>,
         metadata: &EventMetadata,
-    ) -> Result<Vec<NumberOutcome>, CommandError> {
+    ) -> Result<Vec<UpsertedNumber>, CommandError> {
         self.upsert_numbers_with(account, items, &Preconditions::none(), metadata)
             .await
     }
@@ -267,7 +316,7 @@ impl CommandService {
         details: NumberDetails,
         preconditions: &Preconditions,
         metadata: &EventMetadata,
-    ) -> Result<NumberOutcome, CommandError> {
+    ) -> Result<UpsertedNumber, CommandError> {
         let mut outcomes = self
             .upsert_numbers_with(account, vec![(number, details)], preconditions, metadata)
             .await
@@ -281,13 +330,15 @@ impl CommandService {
         items: Vec<(E164, NumberDetails)>,
         preconditions: &Preconditions,
         metadata: &EventMetadata,
-    ) -> Result<Vec<NumberOutcome>, CommandError> {
+    ) -> Result<Vec<UpsertedNumber>, CommandError> {
         refuse_duplicates(items.iter().map(|(number, _)| number))?;
         self.with_retries(preconditions, || async {
             let mut loaded_account = self.store.load::<Account>(account.as_str()).await?;
             let Some(account_state) = &loaded_account.aggregate.state else {
                 return Err(DomainError::AccountNotFound(account.clone()).into());
             };
+            // Said once for the whole request rather than for each of its numbers.
+            account_state.check_changeable()?;
             let account_services = account_state.services.clone();
             let ids: Vec<String> = items.iter().map(|(n, _)| n.to_string()).collect();
             let numbers = self.store.load_many::<Number>(&ids).await?;
@@ -322,7 +373,7 @@ impl CommandService {
                             telephone_number: number.clone(),
                             services: details.enabled_services(),
                         });
-                        outcomes.push(NumberOutcome {
+                        outcomes.push(UpsertedNumber {
                             number: loaded,
                             created,
                         });
@@ -389,6 +440,8 @@ impl CommandService {
             let loaded_numbers = self.store.load_many::<Number>(&ids).await?;
             let mut changes = Changes::new();
             let mut refusals = Vec::new();
+            // Numbers that must be released in the backend first stay members until then.
+            let mut gone = Vec::new();
             for (index, (number, mut loaded)) in numbers.iter().zip(loaded_numbers).enumerate() {
                 let owned = loaded
                     .aggregate
@@ -409,7 +462,10 @@ impl CommandService {
                 match decided {
                     Err(error) => refusals.push(ItemRefusal { index, error }),
                     Ok(events) => {
-                        changes.append_after::<Number>(number.as_str(), &loaded, &events)?
+                        changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
+                        if loaded.aggregate.state.is_none() {
+                            gone.push(number.clone());
+                        }
                     }
                 }
             }
@@ -420,11 +476,16 @@ impl CommandService {
                 &mut loaded_account.aggregate,
                 AccountCommand::RemoveNumbers {
                     account: account.clone(),
-                    numbers: numbers.clone(),
+                    numbers: gone,
                 },
             )
             .await?;
             changes.append_after::<Account>(account.as_str(), &loaded_account, &account_events)?;
+            if deletes_account(&account_events) {
+                changes.link_tenant(TenantLink::Clear {
+                    account: account.to_string(),
+                });
+            }
             self.store.commit(changes, metadata).await?;
             Ok(())
         })
@@ -469,6 +530,215 @@ impl CommandService {
             Ok(loaded)
         })
         .await
+    }
+
+    // ---- provisioning: retries asked by the operator, outcomes recorded by the saga ------
+
+    /// Pushes again a number's change whose provisioning failed: it goes back to pending at a
+    /// new version, which the saga picks up. Refused unless its provisioning failed.
+    pub async fn retry_number_provisioning(
+        &self,
+        account: &AccountName,
+        number: &E164,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<Number>, CommandError> {
+        self.with_retries(preconditions, || async {
+            let mut loaded = self.store.load::<Number>(number.as_str()).await?;
+            let owned = loaded
+                .aggregate
+                .state
+                .as_ref()
+                .is_some_and(|s| &s.account == account);
+            preconditions.check(owned, loaded.version)?;
+            let events = decide(
+                &mut loaded.aggregate,
+                NumberCommand::RetryProvisioning {
+                    telephone_number: number.clone(),
+                    account: account.clone(),
+                },
+            )
+            .await?;
+            let mut changes = Changes::new();
+            changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
+            self.store.commit(changes, metadata).await?;
+            loaded.version += events.len() as u64;
+            Ok(loaded)
+        })
+        .await
+    }
+
+    /// Pushes again an account's change whose provisioning failed.
+    pub async fn retry_account_provisioning(
+        &self,
+        name: &AccountName,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<Account>, CommandError> {
+        self.with_retries(preconditions, || async {
+            let mut loaded = self.store.load::<Account>(name.as_str()).await?;
+            preconditions.check(loaded.aggregate.exists(), loaded.version)?;
+            let command = AccountCommand::RetryProvisioning {
+                account: name.clone(),
+            };
+            let events = decide(&mut loaded.aggregate, command).await?;
+            let mut changes = Changes::new();
+            changes.append_after::<Account>(name.as_str(), &loaded, &events)?;
+            self.store.commit(changes, metadata).await?;
+            loaded.version += events.len() as u64;
+            Ok(loaded)
+        })
+        .await
+    }
+
+    /// Pushes again a consent's customer relationship whose provisioning failed.
+    pub async fn retry_consent_provisioning(
+        &self,
+        tenant: &TenantId,
+        preconditions: &Preconditions,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<Consent>, CommandError> {
+        let command = ConsentCommand::RetryProvisioning {
+            tenant_id: tenant.clone(),
+        };
+        self.execute_consent(tenant, command, preconditions, metadata)
+            .await
+    }
+
+    /// Records the backend's answers for numbers, all in one transaction. An answer for a
+    /// change since superseded, one already recorded, or one for a number that does not exist
+    /// changes nothing. A confirmed release deletes the number, removes it from its account in
+    /// the same transaction, and deletes the account too when it was waiting for its last
+    /// number. Answers for the same number apply in the order given.
+    pub async fn record_number_outcomes(
+        &self,
+        outcomes: Vec<NumberOutcome>,
+        metadata: &EventMetadata,
+    ) -> Result<(), CommandError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        self.with_retries(&Preconditions::none(), || async {
+            // Each number once, even when several answers name it.
+            let mut ids: Vec<String> = outcomes
+                .iter()
+                .map(|o| o.telephone_number.to_string())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            let loaded_numbers = self.store.load_many::<Number>(&ids).await?;
+            let mut numbers: BTreeMap<String, (Loaded<Number>, Vec<domain::NumberEvent>)> = ids
+                .into_iter()
+                .zip(loaded_numbers)
+                .map(|(id, loaded)| (id, (loaded, Vec::new())))
+                .collect();
+            // Numbers whose release the backend confirmed, by the account they leave.
+            let mut released: BTreeMap<AccountName, Vec<E164>> = BTreeMap::new();
+            for outcome in &outcomes {
+                let Some((loaded, events)) = numbers.get_mut(outcome.telephone_number.as_str())
+                else {
+                    continue;
+                };
+                let account = loaded.aggregate.state.as_ref().map(|s| s.account.clone());
+                let command = match &outcome.result {
+                    Ok(()) => NumberCommand::RecordProvisioned {
+                        for_version: outcome.for_version,
+                    },
+                    Err(errors) => NumberCommand::RecordProvisioningFailed {
+                        for_version: outcome.for_version,
+                        errors: errors.clone(),
+                    },
+                };
+                let decided = decide(&mut loaded.aggregate, command).await?;
+                if let Some(account) = account
+                    && loaded.aggregate.state.is_none()
+                    && !decided.is_empty()
+                {
+                    released
+                        .entry(account)
+                        .or_default()
+                        .push(outcome.telephone_number.clone());
+                }
+                events.extend(decided);
+            }
+            let mut changes = Changes::new();
+            for (id, (loaded, events)) in &numbers {
+                changes.append_after::<Number>(id, loaded, events)?;
+            }
+            let names: Vec<String> = released.keys().map(AccountName::to_string).collect();
+            let accounts = self.store.load_many::<Account>(&names).await?;
+            for ((name, gone), mut loaded_account) in released.into_iter().zip(accounts) {
+                if !loaded_account.aggregate.exists() {
+                    // Nothing to leave: the membership went with the account.
+                    continue;
+                }
+                let events = decide(
+                    &mut loaded_account.aggregate,
+                    AccountCommand::RemoveNumbers {
+                        account: name.clone(),
+                        numbers: gone,
+                    },
+                )
+                .await?;
+                changes.append_after::<Account>(name.as_str(), &loaded_account, &events)?;
+                if deletes_account(&events) {
+                    changes.link_tenant(TenantLink::Clear {
+                        account: name.to_string(),
+                    });
+                }
+            }
+            self.store.commit(changes, metadata).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the backend's answer for the change made to an account at `for_version`; a
+    /// stale or repeated answer, or one for a missing account, changes nothing.
+    pub async fn record_account_outcome(
+        &self,
+        name: &AccountName,
+        for_version: u64,
+        result: ProvisioningResult,
+        metadata: &EventMetadata,
+    ) -> Result<(), CommandError> {
+        let command = match result {
+            Ok(()) => AccountCommand::RecordProvisioned { for_version },
+            Err(errors) => AccountCommand::RecordProvisioningFailed {
+                for_version,
+                errors,
+            },
+        };
+        self.with_retries(&Preconditions::none(), || async {
+            let mut loaded = self.store.load::<Account>(name.as_str()).await?;
+            let events = decide(&mut loaded.aggregate, command.clone()).await?;
+            let mut changes = Changes::new();
+            changes.append_after::<Account>(name.as_str(), &loaded, &events)?;
+            self.store.commit(changes, metadata).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the backend's answer for the customer relationship pushed at `for_version`; a
+    /// stale or repeated answer, or one for a missing consent, changes nothing.
+    pub async fn record_consent_outcome(
+        &self,
+        tenant: &TenantId,
+        for_version: u64,
+        result: ProvisioningResult,
+        metadata: &EventMetadata,
+    ) -> Result<(), CommandError> {
+        let command = match result {
+            Ok(()) => ConsentCommand::RecordProvisioned { for_version },
+            Err(errors) => ConsentCommand::RecordProvisioningFailed {
+                for_version,
+                errors,
+            },
+        };
+        self.execute_consent(tenant, command, &Preconditions::none(), metadata)
+            .await?;
+        Ok(())
     }
 
     // ---- civic addresses -------------------------------------------------------------
@@ -575,6 +845,13 @@ impl CommandService {
         })
         .await
     }
+}
+
+/// Whether an account's events delete it (its tenant link goes with it).
+fn deletes_account(events: &[AccountEvent]) -> bool {
+    events
+        .iter()
+        .any(|event| matches!(event, AccountEvent::AccountDeleted { .. }))
 }
 
 /// A single-resource request reports its one refusal as a plain refusal, not as a batch.

@@ -18,24 +18,41 @@ pub enum Operation {
     AccountsGet,
     AccountsCreateOrReplace,
     AccountsDelete,
+    AccountsRetryProvisioning,
+    AccountsGetTeamsCapabilityPlans,
+    AccountsGetTeamsAvailableCapabilities,
     NumbersGet,
     NumbersCreateOrReplace,
     NumbersDelete,
     NumbersCreateOrUpdateBatch,
     NumbersDeleteBatch,
     NumbersSetCustomSipHeader,
+    NumbersRetryProvisioning,
     RequestsForInformationGet,
     RequestsForInformationUpdateRelationship,
+    RequestsForInformationRetryProvisioning,
 }
 
 impl Operation {
-    pub const ALL: [(&'static str, Operation); 11] = [
+    pub const ALL: [(&'static str, Operation); 16] = [
         ("accounts.get", Operation::AccountsGet),
         (
             "accounts.createOrReplace",
             Operation::AccountsCreateOrReplace,
         ),
         ("accounts.delete", Operation::AccountsDelete),
+        (
+            "accounts.retryProvisioning",
+            Operation::AccountsRetryProvisioning,
+        ),
+        (
+            "accounts.getTeamsCapabilityPlans",
+            Operation::AccountsGetTeamsCapabilityPlans,
+        ),
+        (
+            "accounts.getTeamsAvailableCapabilities",
+            Operation::AccountsGetTeamsAvailableCapabilities,
+        ),
         ("numbers.get", Operation::NumbersGet),
         ("numbers.createOrReplace", Operation::NumbersCreateOrReplace),
         ("numbers.delete", Operation::NumbersDelete),
@@ -49,12 +66,20 @@ impl Operation {
             Operation::NumbersSetCustomSipHeader,
         ),
         (
+            "numbers.retryProvisioning",
+            Operation::NumbersRetryProvisioning,
+        ),
+        (
             "requestsForInformation.get",
             Operation::RequestsForInformationGet,
         ),
         (
             "requestsForInformation.updateRelationship",
             Operation::RequestsForInformationUpdateRelationship,
+        ),
+        (
+            "requestsForInformation.retryProvisioning",
+            Operation::RequestsForInformationRetryProvisioning,
         ),
     ];
 
@@ -65,7 +90,8 @@ impl Operation {
             .map(|(_, operation)| *operation)
     }
 
-    /// The same rule as HTTP: queries need Read, removals Delete, everything else Write.
+    /// The same rule as HTTP: queries need Read, removals Delete, everything else Write (the
+    /// capability questions included: over HTTP they are POST actions).
     pub fn permission(self) -> Permission {
         match self {
             Operation::AccountsGet
@@ -131,6 +157,13 @@ struct NumberDeleteBatch {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct AvailableCapabilitiesQuery {
+    account_name: String,
+    numbers: Vec<NumberIdentifier>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct SipHeaderPut {
     account_name: String,
     telephone_number: String,
@@ -172,6 +205,21 @@ pub async fn run(
             let request: AccountDelete = from_value(body)?;
             operations::delete_account(state, caller, &request.account_name, request.delete_numbers)
                 .await
+        }
+        Operation::AccountsRetryProvisioning => {
+            let request: AccountRef = from_value(body)?;
+            operations::retry_account_provisioning(state, caller, &request.account_name).await
+        }
+        Operation::AccountsGetTeamsCapabilityPlans => {
+            let request: AccountRef = from_value(body)?;
+            operations::get_teams_capability_plans(state, &request.account_name).await
+        }
+        Operation::AccountsGetTeamsAvailableCapabilities => {
+            let request: AvailableCapabilitiesQuery = from_value(body)?;
+            let batch = BatchNumbersDelete {
+                numbers: request.numbers,
+            };
+            operations::get_teams_available_capabilities(state, &request.account_name, batch).await
         }
         Operation::NumbersGet => {
             let request: NumberRef = from_value(body)?;
@@ -230,6 +278,16 @@ pub async fn run(
             )
             .await
         }
+        Operation::NumbersRetryProvisioning => {
+            let request: NumberRef = from_value(body)?;
+            operations::retry_number_provisioning(
+                state,
+                caller,
+                &request.account_name,
+                &request.telephone_number,
+            )
+            .await
+        }
         Operation::RequestsForInformationGet => {
             let request: ConsentRef = from_value(body)?;
             operations::get_request_for_information(state, &request.tenant_id).await
@@ -241,6 +299,15 @@ pub async fn run(
             };
             operations::patch_request_for_information(state, caller, &request.tenant_id, patch)
                 .await
+        }
+        Operation::RequestsForInformationRetryProvisioning => {
+            let request: ConsentRef = from_value(body)?;
+            operations::retry_request_for_information_provisioning(
+                state,
+                caller,
+                &request.tenant_id,
+            )
+            .await
         }
     }
 }

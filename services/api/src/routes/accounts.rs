@@ -1,9 +1,11 @@
-//! `/accounts/{accountName}` and its actions `:createOrUpdateNumbers` and `:deleteNumbers`.
+//! `/accounts/{accountName}` and its actions `:createOrUpdateNumbers`, `:deleteNumbers`,
+//! `:getTeamsCapabilityPlans` and `:getTeamsAvailableCapabilities` (both asked of the Teams
+//! backend), and nmp's own `:retryProvisioning`.
 
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 
@@ -12,6 +14,7 @@ use crate::context::{AppJson, Caller, from_value};
 use crate::error::ApiError;
 use crate::operations::{self, Outcome};
 use crate::wire::account::AccountResource;
+use crate::wire::capabilities::{TeamsAvailableCapabilities, TeamsCapabilityPlans};
 use crate::wire::number::{BatchNumbers, BatchNumbersDelete};
 
 pub fn router() -> Router<AppState> {
@@ -87,12 +90,13 @@ pub async fn delete_account(
     operations::delete_account(&state, &caller, &account, delete_numbers).await
 }
 
-/// `POST /accounts/{accountName}:{action}`: the path segment carries both.
+/// `POST /accounts/{accountName}:{action}`: the path segment carries both. The actions that
+/// take no body ignore one sent.
 pub async fn account_action(
     State(state): State<AppState>,
     Path(segment): Path<String>,
     caller: Caller,
-    AppJson(body): AppJson<serde_json::Value>,
+    request: Request,
 ) -> Result<Outcome, ApiError> {
     let Some((account, action)) = segment.split_once(':') else {
         return Err(ApiError::new(
@@ -102,13 +106,20 @@ pub async fn account_action(
         ));
     };
     match action {
-        "createOrUpdateNumbers" => create_or_update_numbers(state, account, caller, body).await,
-        "deleteNumbers" => delete_numbers(state, account, caller, body).await,
-        "getTeamsCapabilityPlans" | "getTeamsAvailableCapabilities" => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
-            format!("{action} asks the Teams backend, which nmp does not reach yet"),
-        )),
+        "createOrUpdateNumbers" => {
+            let body = json_body(request).await?;
+            create_or_update_numbers(state, account, caller, body).await
+        }
+        "deleteNumbers" => {
+            let body = json_body(request).await?;
+            delete_numbers(state, account, caller, body).await
+        }
+        "getTeamsCapabilityPlans" => get_teams_capability_plans(state, account).await,
+        "getTeamsAvailableCapabilities" => {
+            let body = json_body(request).await?;
+            get_teams_available_capabilities(state, account, body).await
+        }
+        "retryProvisioning" => retry_provisioning(state, account, caller).await,
         other => Err(ApiError::bad_request(
             "UnknownAction",
             format!("'{other}' is not an account action"),
@@ -152,4 +163,68 @@ pub async fn delete_numbers(
 ) -> Result<Outcome, ApiError> {
     let batch: BatchNumbersDelete = from_value(body)?;
     operations::delete_numbers(&state, &caller, account, batch).await
+}
+
+/// The request's JSON body, for the actions that take one.
+async fn json_body(request: Request) -> Result<serde_json::Value, ApiError> {
+    let AppJson(body) = AppJson::from_request(request, &()).await?;
+    Ok(body)
+}
+
+/// The Teams capability plans the backend offers the account's Teams tenant. Asks the backend:
+/// 503 `BackendNotConfigured` when nmp has none, 503 `BackendUnavailable` (with `Retry-After`
+/// when known) when it is unavailable, 502 with the backend's code when it refuses.
+#[utoipa::path(
+    post, path = "/accounts/{accountName}:getTeamsCapabilityPlans", tag = "TeamsCapabilityPlans",
+    params(("accountName" = String, Path), ("api-version" = String, Query)),
+    responses((status = 200, body = TeamsCapabilityPlans), (status = 404, body = crate::error::ErrorResponse),
+        (status = 409, body = crate::error::ErrorResponse, description = "AccountWithoutTeamsTenant"),
+        (status = 502, body = crate::error::ErrorResponse), (status = 503, body = crate::error::ErrorResponse)),
+    security(("bearer" = []))
+)]
+pub async fn get_teams_capability_plans(
+    state: AppState,
+    account: &str,
+) -> Result<Outcome, ApiError> {
+    operations::get_teams_capability_plans(&state, account).await
+}
+
+/// The Teams capabilities available to all the numbers named (at most 100), as the backend
+/// tells for the account's Teams tenant; errors as for `:getTeamsCapabilityPlans`, and 400
+/// `InvalidBatch` naming each number the backend rejects.
+#[utoipa::path(
+    post, path = "/accounts/{accountName}:getTeamsAvailableCapabilities", tag = "TeamsAvailableCapabilities",
+    params(("accountName" = String, Path), ("api-version" = String, Query)),
+    request_body = BatchNumbersDelete,
+    responses((status = 200, body = TeamsAvailableCapabilities), (status = 400, body = crate::error::ErrorResponse),
+        (status = 404, body = crate::error::ErrorResponse),
+        (status = 409, body = crate::error::ErrorResponse, description = "AccountWithoutTeamsTenant"),
+        (status = 502, body = crate::error::ErrorResponse), (status = 503, body = crate::error::ErrorResponse)),
+    security(("bearer" = []))
+)]
+pub async fn get_teams_available_capabilities(
+    state: AppState,
+    account: &str,
+    body: serde_json::Value,
+) -> Result<Outcome, ApiError> {
+    let batch: BatchNumbersDelete = from_value(body)?;
+    operations::get_teams_available_capabilities(&state, account, batch).await
+}
+
+/// Push again an account's change whose provisioning failed (nmp's own). Only when
+/// `serviceProvisioningStatus` is `failed`; it goes back to `pending`.
+#[utoipa::path(
+    post, path = "/accounts/{accountName}:retryProvisioning", tag = "Provisioning",
+    params(("accountName" = String, Path), ("api-version" = String, Query)),
+    responses((status = 200, body = AccountResource), (status = 404, body = crate::error::ErrorResponse),
+        (status = 409, body = crate::error::ErrorResponse, description = "ProvisioningNotFailed"),
+        (status = 412, body = crate::error::ErrorResponse)),
+    security(("bearer" = []))
+)]
+pub async fn retry_provisioning(
+    state: AppState,
+    account: &str,
+    caller: Caller,
+) -> Result<Outcome, ApiError> {
+    operations::retry_account_provisioning(&state, &caller, account).await
 }

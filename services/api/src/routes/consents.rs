@@ -1,7 +1,9 @@
-//! `/teamsRequestsForInformation/{tenantId}`: consents and the operator's customer relationship.
+//! `/teamsRequestsForInformation/{tenantId}`: consents and the operator's customer relationship,
+//! and nmp's own action `:retryProvisioning`.
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 
 use crate::AppState;
@@ -13,7 +15,9 @@ use crate::wire::consent::{RequestForInformationPatch, RequestForInformationReso
 pub fn router() -> Router<AppState> {
     Router::new().route(
         "/teamsRequestsForInformation/{tenant}",
-        get(get_request_for_information).patch(patch_request_for_information),
+        get(get_request_for_information)
+            .patch(patch_request_for_information)
+            .post(request_for_information_action),
     )
 }
 
@@ -48,4 +52,46 @@ pub async fn patch_request_for_information(
     AppJson(patch): AppJson<RequestForInformationPatch>,
 ) -> Result<Outcome, ApiError> {
     operations::patch_request_for_information(&state, &caller, &tenant, patch).await
+}
+
+/// `POST /teamsRequestsForInformation/{tenantId}:{action}`. Actions take no body; one sent is
+/// ignored.
+pub async fn request_for_information_action(
+    State(state): State<AppState>,
+    Path(segment): Path<String>,
+    caller: Caller,
+) -> Result<Outcome, ApiError> {
+    let Some((tenant, action)) = segment.split_once(':') else {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "POST on a request for information needs an action such as :retryProvisioning",
+        ));
+    };
+    match action {
+        "retryProvisioning" => retry_provisioning(state, tenant, caller).await,
+        other => Err(ApiError::bad_request(
+            "UnknownAction",
+            format!("'{other}' is not an action on a request for information"),
+        )
+        .with_target("action")),
+    }
+}
+
+/// Push again the customer relationship of a consent whose provisioning failed (nmp's own).
+/// Only when `serviceProvisioningStatus` is `failed`; it goes back to `pending`.
+#[utoipa::path(
+    post, path = "/teamsRequestsForInformation/{tenantId}:retryProvisioning", tag = "Provisioning",
+    params(("tenantId" = String, Path), ("api-version" = String, Query)),
+    responses((status = 200, body = RequestForInformationResource), (status = 404, body = crate::error::ErrorResponse),
+        (status = 409, body = crate::error::ErrorResponse, description = "ProvisioningNotFailed"),
+        (status = 412, body = crate::error::ErrorResponse)),
+    security(("bearer" = []))
+)]
+pub async fn retry_provisioning(
+    state: AppState,
+    tenant: &str,
+    caller: Caller,
+) -> Result<Outcome, ApiError> {
+    operations::retry_request_for_information_provisioning(&state, &caller, tenant).await
 }

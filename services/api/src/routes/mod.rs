@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod consents;
 pub mod dashboard;
+pub mod failures;
 pub mod lists;
 pub mod numbers;
 pub mod system;

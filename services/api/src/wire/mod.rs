@@ -3,6 +3,7 @@
 //! values and report a refusal with the JSON path of the offending field.
 
 pub mod account;
+pub mod capabilities;
 pub mod consent;
 pub mod number;
 
