@@ -4,6 +4,7 @@
 
 pub mod nats;
 pub mod projections;
+pub mod saga;
 
 use std::time::Duration;
 
@@ -70,8 +71,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut api::AppState)) -> TestA
         &settings,
         nmp::Components {
             api: true,
-            relay: false,
-            projector: false,
+            ..nmp::Components::NONE
         },
     )
     .await
@@ -439,4 +439,55 @@ impl TestApp {
             .await
             .expect("civic address recorded");
     }
+}
+
+impl TestApp {
+    /// Records, as the provisioning saga will, that the backend accepted the pending change of
+    /// each number (for a number being deleted: released it, which deletes it).
+    pub async fn backend_accepts(&self, numbers: &[&str]) {
+        self.backend_answers(numbers, Ok(())).await;
+    }
+
+    /// Records, as the provisioning saga will, that the backend refused the pending change of
+    /// each number with the error `code`.
+    pub async fn backend_refuses(&self, numbers: &[&str], code: &str) {
+        let errors = vec![domain::ProvisioningError {
+            code: code.to_string(),
+            message: format!("the backend says {code}"),
+        }];
+        self.backend_answers(numbers, Err(errors)).await;
+    }
+
+    async fn backend_answers(&self, numbers: &[&str], result: commands::ProvisioningResult) {
+        let mut outcomes = Vec::new();
+        for number in numbers {
+            let telephone_number = domain::E164::parse(*number).expect("a number");
+            let loaded = self
+                .commands
+                .number(&telephone_number)
+                .await
+                .expect("the number loads");
+            let state = loaded.aggregate.state.expect("the number exists");
+            outcomes.push(commands::NumberOutcome {
+                telephone_number,
+                for_version: state.sync.version,
+                result: result.clone(),
+            });
+        }
+        self.commands
+            .record_number_outcomes(outcomes, &commands::saga_metadata())
+            .await
+            .expect("the outcomes are recorded");
+    }
+}
+
+/// A backend simulator, and nmp connected to it (`AppState::backend`).
+pub async fn spawn_app_with_backend() -> (TestApp, sim::RunningSim) {
+    let sim = sim::spawn(sim::SimSettings::default())
+        .await
+        .expect("the simulator starts");
+    let backend = backend::client::HttpBackend::new(&sim.url(), Default::default())
+        .expect("a backend client");
+    let app = spawn_app_with(|state| state.backend = Some(std::sync::Arc::new(backend))).await;
+    (app, sim)
 }

@@ -43,6 +43,9 @@ pub enum Bench {
     /// Read side: seed, rebuild, list and count queries, projection lag (fresh database and
     /// stream).
     Projections(ProjectionsArgs),
+    /// Provisioning saga throughput against the backend simulator, without and with the rate
+    /// limit (fresh database and stream per run).
+    Saga(crate::bench_saga::SagaArgs),
 }
 
 #[derive(Args)]
@@ -78,6 +81,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
     let default = match bench {
         Bench::Relay(_) => "warn",
         Bench::Projections(_) => "warn,sqlx::query=error,sqlx::postgres::notice=error",
+        Bench::Saga(_) => "warn,sqlx::query=error",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -85,6 +89,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Relay(args) => relay_bench(args).await,
         Bench::Projections(args) => projections_bench(args).await,
+        Bench::Saga(args) => crate::bench_saga::run(args).await,
     }
 }
 
@@ -1613,6 +1618,7 @@ impl Case {
     ) -> anyhow::Result<(usize, Option<u64>)> {
         let query = ListQuery {
             filter: self.parsed(account)?,
+            after: None,
             skip,
             take,
             count,
@@ -1661,8 +1667,10 @@ impl Case {
             let limit = sql.bind(filter::Param::Int((PAGE_SIZE + 1) as i64));
             let offset = sql.bind(filter::Param::Int(skip as i64));
             format!(
-                "SELECT {select} FROM {from} WHERE {condition} ORDER BY {key} \
-                 LIMIT {limit} OFFSET {offset}"
+                "WITH page AS (SELECT {key} AS page_key FROM {from} WHERE {condition} \
+                 ORDER BY {key} LIMIT {limit} OFFSET {offset}) \
+                 SELECT page.page_key, {select} \
+                 FROM page JOIN {from} ON {key} = page.page_key ORDER BY page.page_key"
             )
         };
         Ok((text, sql.params))
@@ -2029,6 +2037,7 @@ async fn lag_phase(
         jetstream.clone(),
         RelaySettings::new(stream.clone()),
     )
+    .with_wake(store.appended_signal())
     .with_ack_observer(acks.observer());
     let relay_status = relay.status();
     let _relay = AbortOnDrop(tokio::spawn(relay.run()));

@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 pub use settings::{KeySource, LogFormat, NatsSettings, Settings};
 
 /// The components `nmp serve` can run in this build. `api` serves the Provisioning API over
-/// HTTP and NATS.
-pub const COMPONENTS: &[&str] = &["api", "relay", "projector"];
+/// HTTP and NATS; `saga` provisions the Teams backend at `backend_url`, `sync` records its
+/// consents and civic addresses.
+pub const COMPONENTS: &[&str] = &["api", "relay", "projector", "saga", "sync"];
 
 /// Which components to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct Components {
     pub api: bool,
     pub relay: bool,
     pub projector: bool,
+    pub saga: bool,
+    pub sync: bool,
 }
 
 impl Components {
@@ -36,6 +39,16 @@ impl Components {
         api: true,
         relay: true,
         projector: true,
+        saga: true,
+        sync: true,
+    };
+
+    pub const NONE: Components = Components {
+        api: false,
+        relay: false,
+        projector: false,
+        saga: false,
+        sync: false,
     };
 
     /// Parses `--components`; an empty list means all of them.
@@ -43,16 +56,14 @@ impl Components {
         if names.is_empty() {
             return Ok(Components::ALL);
         }
-        let mut components = Components {
-            api: false,
-            relay: false,
-            projector: false,
-        };
+        let mut components = Components::NONE;
         for name in names {
             match name.trim() {
                 "api" => components.api = true,
                 "relay" => components.relay = true,
                 "projector" => components.projector = true,
+                "saga" => components.saga = true,
+                "sync" => components.sync = true,
                 other => anyhow::bail!(
                     "unknown component '{other}'; this build runs: {}",
                     COMPONENTS.join(", ")
@@ -80,8 +91,21 @@ pub async fn build_state(
         metrics: Vec::new(),
         feed: None,
         event_source: format!("urn:nmp:{}", settings.nats.prefix),
+        backend: backend_client(settings)?,
     };
     Ok((state, key_source))
+}
+
+/// The client of the Teams backend at `backend_url`, when one is set.
+pub fn backend_client(
+    settings: &Settings,
+) -> anyhow::Result<Option<std::sync::Arc<dyn backend::Backend>>> {
+    let Some(url) = &settings.backend_url else {
+        return Ok(None);
+    };
+    let client = backend::client::HttpBackend::new(url, backend::client::Timeouts::default())
+        .with_context(|| format!("invalid backend URL {url}"))?;
+    Ok(Some(std::sync::Arc::new(client)))
 }
 
 /// The event stream's settings from nmp's.
@@ -175,6 +199,68 @@ pub fn start_projector(
         projections::Projector::new(store, async_nats::jetstream::new(client), settings);
     let status = projector.status();
     Ok((tokio::spawn(projector.run()), status))
+}
+
+/// The backend as the saga and the sync call it: the client of `backend_url` behind one
+/// budget of `saga.calls_per_minute` calls, shared by both.
+pub struct ProvisioningBackend {
+    pub backend: Arc<dyn backend::Backend>,
+    /// The budget's counters are the backend calls' metrics.
+    pub budget: Arc<saga::CallBudget>,
+}
+
+/// The [`ProvisioningBackend`] of the settings; `None` without a `backend_url`.
+pub fn provisioning_backend(settings: &Settings) -> anyhow::Result<Option<ProvisioningBackend>> {
+    let Some(client) = backend_client(settings)? else {
+        return Ok(None);
+    };
+    let budget = Arc::new(saga::CallBudget::per_minute(settings.saga.calls_per_minute));
+    let backend: Arc<dyn backend::Backend> =
+        Arc::new(saga::LimitedBackend::new(client, budget.clone()));
+    Ok(Some(ProvisioningBackend { backend, budget }))
+}
+
+/// The saga's settings from nmp's.
+pub fn saga_settings(
+    nats: &NatsSettings,
+    saga: &settings::SagaSettings,
+) -> anyhow::Result<saga::SagaSettings> {
+    let stream = stream_settings(nats)?;
+    let mut settings = saga::SagaSettings::new(&stream.stream_name());
+    settings.workers = saga.workers.max(1);
+    settings.order_poll = Duration::from_millis(saga.order_poll_ms);
+    settings.lease = Duration::from_secs(saga.lease_secs.max(1));
+    Ok(settings)
+}
+
+/// Starts the provisioning saga in the background: it follows the installation's stream
+/// (waiting for it if the relay has not created it yet) and provisions `backend`.
+pub fn start_saga(
+    settings: saga::SagaSettings,
+    client: async_nats::Client,
+    commands: CommandService,
+    backend: Arc<dyn backend::Backend>,
+) -> (JoinHandle<()>, Arc<saga::SagaStatus>) {
+    let saga = saga::Saga::new(
+        commands,
+        backend,
+        async_nats::jetstream::new(client),
+        settings,
+    );
+    let status = saga.status();
+    (tokio::spawn(saga.run()), status)
+}
+
+/// Starts the backend sync in the background: a pass over the backend's consents and civic
+/// addresses every `interval`.
+pub fn start_sync(
+    interval: Duration,
+    commands: CommandService,
+    backend: Arc<dyn backend::Backend>,
+) -> (JoinHandle<()>, Arc<saga::SyncStatus>) {
+    let sync = saga::BackendSync::new(commands, backend, interval);
+    let status = sync.status();
+    (tokio::spawn(sync.run()), status)
 }
 
 /// `nmp projections rebuild`: rebuilds the named read tables (all when none is named) and

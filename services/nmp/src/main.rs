@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod bench_saga;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,6 +57,14 @@ enum Command {
         #[command(subcommand)]
         command: audit::Audit,
     },
+    /// Run the backend simulator on NMP_SIM_ADDR (127.0.0.1:8090 by default): nmp's backend
+    /// API with state in memory, and `/_sim` to set the scene, inject faults and read its
+    /// ledger.
+    Sim {
+        /// How long an upload order stays in progress, in milliseconds (also `/_sim/settings`).
+        #[arg(long, default_value_t = 200)]
+        order_delay_ms: u64,
+    },
     /// Measure a component against the local PostgreSQL and NATS (`nmp bench relay`).
     Bench {
         #[command(subcommand)]
@@ -79,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve { components } => serve(settings, components).await,
+        Command::Sim { order_delay_ms } => simulate(settings, order_delay_ms).await,
         Command::Audit { command } => audit::run(&settings, command).await,
         Command::Bench { target } => bench::run(target).await,
         Command::Projections {
@@ -106,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()> {
     init_tracing(settings.log_format);
+    let components_named = !components.is_empty();
     let components = nmp::Components::parse(&components)?;
     tracing::info!(?settings, ?components, "starting nmp");
     let (mut state, key_source) = nmp::build_state(&settings, components).await?;
@@ -126,6 +137,44 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
             std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
         state.metrics.push(metrics);
         background.push(task);
+    }
+    if components.saga || components.sync {
+        match nmp::provisioning_backend(&settings)? {
+            Some(nmp::ProvisioningBackend { backend, budget }) => {
+                let metrics: api::MetricsRenderer =
+                    std::sync::Arc::new(move |page: &mut String| budget.render_metrics(page));
+                state.metrics.push(metrics);
+                if components.saga {
+                    let saga_settings = nmp::saga_settings(&settings.nats, &settings.saga)?;
+                    let (task, status) = nmp::start_saga(
+                        saga_settings,
+                        nats.clone(),
+                        state.commands.clone(),
+                        backend.clone(),
+                    );
+                    let metrics: api::MetricsRenderer =
+                        std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
+                    state.metrics.push(metrics);
+                    background.push(task);
+                }
+                if components.sync {
+                    let interval = Duration::from_secs(settings.sync.interval_secs.max(1));
+                    let (task, status) = nmp::start_sync(interval, state.commands.clone(), backend);
+                    let metrics: api::MetricsRenderer =
+                        std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
+                    state.metrics.push(metrics);
+                    background.push(task);
+                }
+            }
+            None if components_named => anyhow::bail!(
+                "the saga and the sync need the backend's URL: set NMP_BACKEND_URL (or \
+                 backend_url), or leave them out of --components"
+            ),
+            None => tracing::warn!(
+                "no backend configured (NMP_BACKEND_URL): the saga and the sync do not run, \
+                 and changes that flow through stay pending"
+            ),
+        }
     }
     if components.api {
         let feed = nmp::feed::channel();
@@ -148,6 +197,20 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
         task.abort();
     }
     served
+}
+
+async fn simulate(settings: Settings, order_delay_ms: u64) -> anyhow::Result<()> {
+    init_tracing(settings.log_format);
+    let listener = tokio::net::TcpListener::bind(settings.sim_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.sim_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, order_delay_ms, "simulating the backend");
+    let simulator = sim::Simulator::new(sim::SimSettings {
+        order_delay: Duration::from_millis(order_delay_ms),
+    });
+    sim::serve(listener, simulator, shutdown_signal())
+        .await
+        .context("the simulator stopped")
 }
 
 fn init_tracing(format: LogFormat) {

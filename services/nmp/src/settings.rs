@@ -24,6 +24,57 @@ pub struct Settings {
     pub nats: NatsSettings,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// Base URL of the Teams backend's HTTP API (the simulator, `nmp sim`, or a connector to
+    /// the real backend). Without it nothing is provisioned and the capability actions answer
+    /// 503 `BackendNotConfigured`.
+    pub backend_url: Option<String>,
+    /// Where the backend simulator (`nmp sim`) listens.
+    pub sim_addr: SocketAddr,
+    /// The provisioning saga (component `saga`).
+    pub saga: SagaSettings,
+    /// The consent and civic-address sync (component `sync`).
+    pub sync: SyncSettings,
+}
+
+/// The provisioning saga's settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SagaSettings {
+    /// Most backend calls a minute, shared by the saga and the sync of this process (every
+    /// call counts: orders, order polls, updates, releases, relationship pushes, the sync's
+    /// reads); 0 for no limit.
+    pub calls_per_minute: u32,
+    /// Worker loops in this process.
+    pub workers: usize,
+    /// Milliseconds from placing an order to its first poll (later polls back off).
+    pub order_poll_ms: u64,
+    /// Seconds a claim holds: after a crash, its work waits this long for another worker.
+    pub lease_secs: u64,
+}
+
+impl Default for SagaSettings {
+    fn default() -> Self {
+        SagaSettings {
+            calls_per_minute: 100,
+            workers: 2,
+            order_poll_ms: 1_000,
+            lease_secs: 60,
+        }
+    }
+}
+
+/// The backend sync's settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Seconds between two passes over the backend's consents and civic addresses.
+    pub interval_secs: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings { interval_secs: 30 }
+    }
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -80,6 +131,10 @@ impl Default for Settings {
             jwt: JwtSettings::default(),
             nats: NatsSettings::default(),
             log_format: LogFormat::Text,
+            backend_url: None,
+            sim_addr: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            saga: SagaSettings::default(),
+            sync: SyncSettings::default(),
         }
     }
 }
@@ -93,6 +148,10 @@ impl fmt::Debug for Settings {
             .field("jwt", &self.jwt)
             .field("nats", &self.nats)
             .field("log_format", &self.log_format)
+            .field("backend_url", &self.backend_url.as_deref().map(redact_url))
+            .field("sim_addr", &self.sim_addr)
+            .field("saga", &self.saga)
+            .field("sync", &self.sync)
             .finish()
     }
 }
@@ -187,6 +246,39 @@ impl Settings {
             settings.nats.duplicate_window_secs = window
                 .parse()
                 .context("NMP_NATS_DUPLICATE_WINDOW_SECS must be a whole number of seconds")?;
+        }
+        if let Some(url) = env("NMP_BACKEND_URL").filter(|v| !v.is_empty()) {
+            settings.backend_url = Some(url);
+        }
+        if let Some(addr) = env("NMP_SIM_ADDR") {
+            settings.sim_addr = addr.parse().with_context(|| {
+                format!("NMP_SIM_ADDR '{addr}' is not an address such as 127.0.0.1:8090")
+            })?;
+        }
+        let whole = |name: &str| -> anyhow::Result<Option<u64>> {
+            env(name)
+                .map(|value| {
+                    value
+                        .parse::<u64>()
+                        .with_context(|| format!("{name} must be a whole number, not '{value}'"))
+                })
+                .transpose()
+        };
+        if let Some(calls) = whole("NMP_SAGA_CALLS_PER_MINUTE")? {
+            settings.saga.calls_per_minute =
+                u32::try_from(calls).context("NMP_SAGA_CALLS_PER_MINUTE is too large")?;
+        }
+        if let Some(workers) = whole("NMP_SAGA_WORKERS")? {
+            settings.saga.workers = workers as usize;
+        }
+        if let Some(ms) = whole("NMP_SAGA_ORDER_POLL_MS")? {
+            settings.saga.order_poll_ms = ms;
+        }
+        if let Some(secs) = whole("NMP_SAGA_LEASE_SECS")? {
+            settings.saga.lease_secs = secs;
+        }
+        if let Some(secs) = whole("NMP_SYNC_INTERVAL_SECS")? {
+            settings.sync.interval_secs = secs;
         }
         if let Some(format) = env("NMP_LOG_FORMAT") {
             settings.log_format = match format.as_str() {
@@ -293,6 +385,54 @@ mod tests {
     }
 
     #[test]
+    fn the_backend_url_comes_from_the_file_or_the_environment() {
+        assert_eq!(
+            Settings::load_from(None, env_of(&[])).unwrap().backend_url,
+            None
+        );
+        let dir = std::env::temp_dir().join(format!("nmp-settings-backend-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nmp.toml");
+        std::fs::write(&file, "backend_url = \"http://file:9000\"\n").unwrap();
+        let from_file = Settings::load_from(Some(&file), env_of(&[])).unwrap();
+        assert_eq!(from_file.backend_url.as_deref(), Some("http://file:9000"));
+        let from_env = Settings::load_from(
+            Some(&file),
+            env_of(&[("NMP_BACKEND_URL", "http://sim:7000")]),
+        )
+        .unwrap();
+        assert_eq!(from_env.backend_url.as_deref(), Some("http://sim:7000"));
+    }
+
+    #[test]
+    fn saga_and_sync_settings_have_defaults_a_file_and_variables() {
+        let defaults = Settings::load_from(None, env_of(&[])).unwrap();
+        assert_eq!(defaults.saga.calls_per_minute, 100);
+        assert_eq!(defaults.sync.interval_secs, 30);
+        let dir = std::env::temp_dir().join(format!("nmp-settings-saga-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nmp.toml");
+        std::fs::write(
+            &file,
+            "[saga]\ncalls_per_minute = 600\nworkers = 4\n[sync]\ninterval_secs = 5\n",
+        )
+        .unwrap();
+        let settings = Settings::load_from(
+            Some(&file),
+            env_of(&[
+                ("NMP_SAGA_CALLS_PER_MINUTE", "0"),
+                ("NMP_SYNC_INTERVAL_SECS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.saga.calls_per_minute, 0);
+        assert_eq!(settings.saga.workers, 4);
+        assert_eq!(settings.sync.interval_secs, 2);
+        let error = Settings::load_from(None, env_of(&[("NMP_SAGA_WORKERS", "many")])).unwrap_err();
+        assert!(error.to_string().contains("NMP_SAGA_WORKERS"));
+    }
+
+    #[test]
     fn unknown_settings_in_the_file_are_refused() {
         let dir = std::env::temp_dir().join(format!("nmp-settings-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -306,6 +446,17 @@ mod tests {
     fn a_bad_address_is_reported_by_name() {
         let error = Settings::load_from(None, env_of(&[("NMP_HTTP_ADDR", "nowhere")])).unwrap_err();
         assert!(error.to_string().contains("NMP_HTTP_ADDR"));
+    }
+
+    #[test]
+    fn the_simulator_listens_on_8090_unless_told_otherwise() {
+        let settings = Settings::load_from(None, env_of(&[])).unwrap();
+        assert_eq!(settings.sim_addr.to_string(), "127.0.0.1:8090");
+        let settings =
+            Settings::load_from(None, env_of(&[("NMP_SIM_ADDR", "0.0.0.0:9090")])).unwrap();
+        assert_eq!(settings.sim_addr.to_string(), "0.0.0.0:9090");
+        let error = Settings::load_from(None, env_of(&[("NMP_SIM_ADDR", "x")])).unwrap_err();
+        assert!(error.to_string().contains("NMP_SIM_ADDR"));
     }
 
     #[test]
