@@ -461,28 +461,43 @@ pub async fn number_totals(
         check_resource(filter, Resource::Numbers)?;
         condition = format!("{condition} AND {}", compile(&filter.expr, &mut sql));
     }
-    let (from, key) = match grouping {
-        NumberGrouping::Account => ("read_numbers n", "n.account_name"),
-        NumberGrouping::Service => (
-            "read_numbers n CROSS JOIN LATERAL unnest(n.services) AS s(v)",
-            "s.v",
-        ),
-        NumberGrouping::Usage => ("read_numbers n", "n.usage"),
-        NumberGrouping::SyncState => ("read_numbers n", "n.sync_status"),
+    let grouped = match grouping {
+        // One count per service, each over its partial index (`… WHERE '<service>' =
+        // ANY(services)`, migration 0004) instead of unnesting every row's services; the names
+        // are the fixed wire names, never input.
+        NumberGrouping::Service => {
+            let counts: Vec<String> = domain::Service::ALL
+                .iter()
+                .map(|service| {
+                    let name = service.wire_name();
+                    format!(
+                        "SELECT '{name}'::text AS k, count(*) AS c FROM read_numbers n \
+                         WHERE {condition} AND '{name}' = ANY(n.services)"
+                    )
+                })
+                .collect();
+            format!(
+                "SELECT k, c FROM ({}) t WHERE c > 0 ORDER BY 2 DESC, 1",
+                counts.join(" UNION ALL ")
+            )
+        }
+        _ => {
+            let key = match grouping {
+                NumberGrouping::Account => "n.account_name",
+                NumberGrouping::Usage => "n.usage",
+                _ => "n.sync_status",
+            };
+            format!(
+                "SELECT {key}, count(*) FROM read_numbers n WHERE {condition} \
+                 GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST"
+            )
+        }
     };
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let groups = groups(
-        &mut tx,
-        &format!(
-            "SELECT {key}, count(*) FROM {from} WHERE {condition} \
-             GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST"
-        ),
-        &sql.params,
-    )
-    .await?;
+    let groups = groups(&mut tx, &grouped, &sql.params).await?;
     let total: i64 = bind_all(
         sqlx::query(&format!(
             "SELECT count(*) FROM read_numbers n WHERE {condition}"
