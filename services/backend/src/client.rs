@@ -2,7 +2,9 @@
 //! simulator, `nmp sim`, or by a connector to Microsoft's Operator Connect API).
 //!
 //! The routes, relative to the base URL (`NMP_BACKEND_URL`); bodies are JSON, the serde form of
-//! this crate's types; a list answer is `{"value": [...]}` ([`crate::wire::List`]):
+//! this crate's types, camelCase throughout (nested configurations, contacts, civic addresses
+//! and locations included) and independent of the shape of nmp's stored events; a list answer
+//! is `{"value": [...]}` ([`crate::wire::List`]):
 //!
 //! | verb | path | body | answer |
 //! |---|---|---|---|

@@ -152,7 +152,7 @@ fn wanted(
             telephone_number: number.telephone_number.clone(),
             product,
             assignment_status: settings.assignment_status,
-            configuration,
+            configuration: configuration.into(),
         },
     })
 }
@@ -235,7 +235,7 @@ mod tests {
             telephone_number: E164::parse("+15105850001").unwrap(),
             product: Product::OperatorConnect,
             assignment_status: None,
-            configuration: teams_configuration(),
+            configuration: teams_configuration().into(),
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use backend::{Backend, BackendConsent, BackendError};
 use commands::{CommandError, CommandService};
-use domain::{CivicAddress, Consent, ConsentReport, Identifier, TenantId};
+use domain::{CivicAddress, CivicAddressReport, Consent, ConsentReport, Identifier, TenantId};
 use store::EventMetadata;
 
 /// The subject the sync's commands record as their author.
@@ -174,13 +174,15 @@ impl BackendSync {
             .map_err(CommandError::from)?;
         let mut recorded = 0;
         for (address, loaded) in addresses.iter().zip(loaded) {
-            let same =
-                loaded.aggregate.state.as_ref().is_some_and(|s| {
-                    s.report == address.report && s.tenant_id == address.tenant_id
-                });
+            let report = CivicAddressReport::from(address.report.clone());
+            let same = loaded
+                .aggregate
+                .state
+                .as_ref()
+                .is_some_and(|s| s.report == report && s.tenant_id == address.tenant_id);
             if !same {
                 self.commands
-                    .record_civic_address(&address.id, tenant, address.report.clone(), &metadata())
+                    .record_civic_address(&address.id, tenant, report, &metadata())
                     .await?;
                 recorded += 1;
             }
@@ -237,7 +239,7 @@ fn consent_report(consent: &BackendConsent) -> ConsentReport {
         status: consent.status,
         consented_on: consent.consented_on,
         countries: consent.countries.clone(),
-        contacts: consent.contacts.clone(),
+        contacts: consent.contacts.iter().cloned().map(Into::into).collect(),
     }
 }
 

@@ -11,9 +11,8 @@
 //! that order and does nothing more; releasing a number the tenant does not hold succeeds;
 //! updating one is rejected (`NumberNotFound`).
 //!
-//! Its own API, `/_sim` (JSON in camelCase, see [`model`] and [`faults`]; values nested from
-//! the domain, such as a number's `configuration`, keep the domain's serde form, as they do in
-//! the backend API):
+//! Its own API, `/_sim` (JSON in camelCase throughout, see [`model`] and [`faults`]; a number's
+//! `configuration` is the backend API's `NumberSettings`):
 //!
 //! | verb | path | what |
 //! |---|---|---|

@@ -1,14 +1,17 @@
 //! The JSON of the simulator's own API, `/_sim`: what tests and demos send to set the scene, and
-//! what they read back (the ledger, the numbers held, call counts). camelCase, but for the
-//! domain's values nested in them (a number's `configuration`), which keep their serde form.
+//! what they read back (the ledger, the numbers held, call counts). camelCase throughout: a
+//! number's `configuration` is the backend API's [`NumberSettings`].
 
 use std::collections::BTreeMap;
 
-use backend::{NumberConfiguration, Product};
+use backend::{
+    BackendCivicAddressReport, BackendContact, BackendLocation, NumberConfiguration,
+    NumberSettings, Product,
+};
 use chrono::{DateTime, Utc};
 use domain::{
-    AssignmentStatus, CivicAddressReport, Comment, ConsentStatus, Contact, CountryCode, E164,
-    Identifier, Location, RelationshipStatus, TeamsNumberConfiguration, TenantId, ValidationStatus,
+    AssignmentStatus, Comment, ConsentStatus, CountryCode, E164, Identifier, RelationshipStatus,
+    TenantId, ValidationStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +38,9 @@ pub struct ContactInput {
     pub company_size: Option<String>,
 }
 
-impl From<ContactInput> for Contact {
+impl From<ContactInput> for BackendContact {
     fn from(input: ContactInput) -> Self {
-        Contact {
+        BackendContact {
             full_name: input.full_name,
             email: input.email,
             telephone_number: input.telephone_number,
@@ -96,11 +99,14 @@ pub struct LocationInput {
 impl CivicAddressInput {
     /// The report the backend gives, with generated ids filled in. The default location is the
     /// one marked `isDefault`, else the first.
-    pub(crate) fn into_report(self, mut new_id: impl FnMut() -> Identifier) -> CivicAddressReport {
-        let locations: Vec<Location> = self
+    pub(crate) fn into_report(
+        self,
+        mut new_id: impl FnMut() -> Identifier,
+    ) -> BackendCivicAddressReport {
+        let locations: Vec<BackendLocation> = self
             .locations
             .into_iter()
-            .map(|location| Location {
+            .map(|location| BackendLocation {
                 id: location.id.unwrap_or_else(&mut new_id),
                 description: location.description,
                 additional_info: location.additional_info,
@@ -113,7 +119,7 @@ impl CivicAddressInput {
             .find(|location| location.is_default)
             .or(locations.first())
             .map(|location| location.id.clone());
-        CivicAddressReport {
+        BackendCivicAddressReport {
             country: self
                 .country
                 .unwrap_or_else(|| CountryCode::parse("GB").expect("a country code")),
@@ -188,7 +194,7 @@ pub enum Change {
         telephone_number: E164,
         product: Product,
         assignment_status: Option<AssignmentStatus>,
-        configuration: TeamsNumberConfiguration,
+        configuration: NumberSettings,
     },
     /// `numbers:update` changed the number's configuration.
     NumberUpdated {
@@ -196,7 +202,7 @@ pub enum Change {
         telephone_number: E164,
         product: Product,
         assignment_status: Option<AssignmentStatus>,
-        configuration: TeamsNumberConfiguration,
+        configuration: NumberSettings,
     },
     /// The tenant no longer holds the number.
     NumberReleased {

@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use backend::{
     AvailableCapabilities, BackendCivicAddress, BackendConsent, CapabilityPlan,
-    MAX_NUMBERS_PER_CALL, NumberConfiguration, NumberResult, OrderState, OrderStatus, Product,
-    Rejection, RelationshipUpdate, UploadOrder,
+    MAX_NUMBERS_PER_CALL, NumberConfiguration, NumberResult, NumberSettings, OrderState,
+    OrderStatus, Product, Rejection, RelationshipUpdate, UploadOrder,
 };
 use chrono::{DateTime, Utc};
-use domain::{
-    Capability, ConsentStatus, E164, Identifier, TeamsNumberConfiguration, TenantId, Usage,
-};
+use domain::{Capability, ConsentStatus, E164, Identifier, TenantId, Usage};
 
 use crate::countries;
 use crate::faults::{Decision, FaultState, Faults, InvalidFaults};
@@ -736,7 +734,7 @@ impl State {
         number: &NumberConfiguration,
     ) -> Result<(), Rejection> {
         use rejection::*;
-        let configuration: &TeamsNumberConfiguration = &number.configuration;
+        let configuration: &NumberSettings = &number.configuration;
         let product = number.product;
         let Some(capabilities) = plan_capabilities(product, configuration.usage) else {
             return Err(reject(

@@ -4,11 +4,8 @@
 use std::time::Duration;
 
 use backend::client::{HttpBackend, Timeouts};
-use backend::{NumberConfiguration, Product, UploadOrder};
-use domain::{
-    AssignmentStatus, Capability, CountryCode, E164, Identifier, TeamsNumberConfiguration,
-    TenantId, Usage,
-};
+use backend::{NumberConfiguration, NumberSettings, Product, UploadOrder};
+use domain::{AssignmentStatus, Capability, CountryCode, E164, Identifier, TenantId, Usage};
 use sim::{
     CivicAddressInput, ConsentInput, ContactInput, LocationInput, RunningSim, SimControl,
     SimSettings,
@@ -67,7 +64,7 @@ pub fn oc_number(text: &str) -> NumberConfiguration {
         telephone_number: number(text),
         product: Product::OperatorConnect,
         assignment_status: Some(AssignmentStatus::Unassigned),
-        configuration: TeamsNumberConfiguration {
+        configuration: NumberSettings {
             usage: Usage::CallingUserAssignment,
             choosable_capabilities: vec![Capability::InboundCalling, Capability::OutboundCalling],
             additional_usages: Vec::new(),

@@ -120,6 +120,11 @@ async fn the_ledger_reads_as_camel_case_json_with_its_kind() {
     assert_eq!(entry["telephoneNumber"], "+442000000000");
     assert_eq!(entry["product"], "operatorConnect");
     assert!(entry["at"].is_string());
+    assert_eq!(
+        entry["configuration"]["choosableCapabilities"],
+        serde_json::json!(["InboundCalling", "OutboundCalling"])
+    );
+    assert_eq!(entry["configuration"]["allowTenantAddressUpdate"], true);
     assert_eq!(body["value"].as_array().unwrap().len(), 1);
 }
 
