@@ -269,18 +269,7 @@ pub async fn get_teams_available_capabilities(
     batch: BatchNumbersDelete,
 ) -> Result<Outcome, ApiError> {
     let name = account_name(account)?;
-    check_batch_size(batch.numbers.len())?;
-    let numbers = batch
-        .numbers
-        .into_iter()
-        .enumerate()
-        .map(|(i, n)| {
-            parse_at(
-                format!("numbers[{i}].telephoneNumber"),
-                E164::parse(n.telephone_number),
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let numbers = telephone_numbers(batch)?;
     let backend = configured_backend(state)?;
     let tenant = teams_tenant(state, &name).await?;
     let answers = backend
@@ -373,16 +362,11 @@ pub async fn create_or_update_numbers(
     })
 }
 
-/// Deletes at most 100 numbers: all must belong to the account, or none is deleted.
-pub async fn delete_numbers(
-    state: &AppState,
-    caller: &Caller,
-    account: &str,
-    batch: BatchNumbersDelete,
-) -> Result<Outcome, ApiError> {
-    let account = account_name(account)?;
+/// The telephone numbers of a batch naming numbers (at most 100), each checked, with the
+/// index of a bad one in its target.
+fn telephone_numbers(batch: BatchNumbersDelete) -> Result<Vec<E164>, ApiError> {
     check_batch_size(batch.numbers.len())?;
-    let numbers = batch
+    batch
         .numbers
         .into_iter()
         .enumerate()
@@ -392,7 +376,18 @@ pub async fn delete_numbers(
                 E164::parse(n.telephone_number),
             )
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+/// Deletes at most 100 numbers: all must belong to the account, or none is deleted.
+pub async fn delete_numbers(
+    state: &AppState,
+    caller: &Caller,
+    account: &str,
+    batch: BatchNumbersDelete,
+) -> Result<Outcome, ApiError> {
+    let account = account_name(account)?;
+    let numbers = telephone_numbers(batch)?;
     state
         .commands
         .delete_numbers(&account, numbers, &caller.metadata)

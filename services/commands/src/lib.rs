@@ -282,12 +282,7 @@ impl CommandService {
                 },
             )
             .await?;
-            changes.append_after::<Account>(name.as_str(), &loaded, &events)?;
-            if deletes_account(&events) {
-                changes.link_tenant(TenantLink::Clear {
-                    account: name.to_string(),
-                });
-            }
+            append_account_events(&mut changes, name, &loaded, &events)?;
             self.store.commit(changes, metadata).await?;
             Ok(())
         })
@@ -480,12 +475,7 @@ impl CommandService {
                 },
             )
             .await?;
-            changes.append_after::<Account>(account.as_str(), &loaded_account, &account_events)?;
-            if deletes_account(&account_events) {
-                changes.link_tenant(TenantLink::Clear {
-                    account: account.to_string(),
-                });
-            }
+            append_account_events(&mut changes, account, &loaded_account, &account_events)?;
             self.store.commit(changes, metadata).await?;
             Ok(())
         })
@@ -680,12 +670,7 @@ impl CommandService {
                     },
                 )
                 .await?;
-                changes.append_after::<Account>(name.as_str(), &loaded_account, &events)?;
-                if deletes_account(&events) {
-                    changes.link_tenant(TenantLink::Clear {
-                        account: name.to_string(),
-                    });
-                }
+                append_account_events(&mut changes, &name, &loaded_account, &events)?;
             }
             self.store.commit(changes, metadata).await?;
             Ok(())
@@ -847,11 +832,24 @@ impl CommandService {
     }
 }
 
-/// Whether an account's events delete it (its tenant link goes with it).
-fn deletes_account(events: &[AccountEvent]) -> bool {
-    events
+/// Appends an account's events to `changes`; when they delete the account, its tenant link
+/// goes in the same commit.
+fn append_account_events(
+    changes: &mut Changes,
+    name: &AccountName,
+    loaded: &Loaded<Account>,
+    events: &[AccountEvent],
+) -> Result<(), CommandError> {
+    changes.append_after::<Account>(name.as_str(), loaded, events)?;
+    if events
         .iter()
         .any(|event| matches!(event, AccountEvent::AccountDeleted { .. }))
+    {
+        changes.link_tenant(TenantLink::Clear {
+            account: name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// A single-resource request reports its one refusal as a plain refusal, not as a batch.

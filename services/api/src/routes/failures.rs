@@ -7,8 +7,8 @@
 
 use axum::Router;
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use projections::failures::{self, Failure, FailureQuery};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::context::Caller;
 use crate::error::ApiError;
-use crate::routes::lists::{Page, Paging, RECORD_COUNT_HEADER, origin, query_error};
+use crate::routes::lists::{Page, Paging, answer, map, query_error};
 use crate::wire::{ProvisioningErrorWire, wire_time};
 
 pub fn router() -> Router<AppState> {
@@ -103,23 +103,6 @@ pub async fn list_failures(
     let listed = failures::failures(state.commands.store().pool(), &query)
         .await
         .map_err(query_error)?;
-    let returned = listed.items.len() as u64;
-    let next_link = paging
-        .next(returned, listed.more, listed.last_key.as_deref())
-        .map(|query| format!("{}{}?{query}", origin(&uri, &headers), uri.path()));
-    let page = Page {
-        value: listed
-            .items
-            .into_iter()
-            .map(ProvisioningFailure::from_failure)
-            .collect(),
-        next_link,
-    };
-    let mut response = (StatusCode::OK, axum::Json(page)).into_response();
-    if let Some(total) = listed.total
-        && let Ok(value) = HeaderValue::from_str(&total.to_string())
-    {
-        response.headers_mut().insert(RECORD_COUNT_HEADER, value);
-    }
-    Ok(response)
+    let listed = map(listed, ProvisioningFailure::from_failure);
+    Ok(answer(&uri, &headers, &paging, listed))
 }

@@ -400,7 +400,7 @@ pub(crate) fn origin(uri: &Uri, headers: &HeaderMap) -> String {
 }
 
 /// The answer to a list request: the page, its nextLink, and the total when asked.
-fn answer<T: Serialize>(
+pub(crate) fn answer<T: Serialize>(
     uri: &Uri,
     headers: &HeaderMap,
     paging: &Paging,
@@ -436,7 +436,7 @@ pub fn query_error(error: QueryError) -> ApiError {
     }
 }
 
-fn map<T, U>(listed: Listed<T>, convert: impl Fn(T) -> U) -> Listed<U> {
+pub(crate) fn map<T, U>(listed: Listed<T>, convert: impl Fn(T) -> U) -> Listed<U> {
     Listed {
         items: listed.items.into_iter().map(convert).collect(),
         more: listed.more,
