@@ -1,13 +1,17 @@
-//! The Account aggregate: an enterprise customer, its id the account name. It knows which numbers
-//! it holds and which services each uses, so the rules that depend on them (deletion, tenant
-//! changes, disabling a service) are decided here, inside the same consistency boundary.
+//! The Account aggregate: an enterprise customer, its id the account name.
+//!
+//! Which numbers an account holds is not in its stream: writes of different numbers of one
+//! account must not queue on the account's sequence. The command side keeps the memberships
+//! beside the numbers' events (the event store's `account_numbers`) and hands what the rules
+//! need to the account's commands — how many numbers use each service, which numbers the
+//! account holds — read under the account's lock, which membership writers share. So deleting
+//! an account, changing its Teams tenant or switching a service off are still decided on
+//! memberships that cannot change until the decision is committed.
 //!
 //! Deleting an account with its numbers, when some of them must first be released in the
 //! backend, records the request (`AccountDeletionRequested`): the numbers that need no release go
 //! at once, the account stays, `deleting`, refusing changes, and it is deleted in the same
 //! commit that removes its last number (when the backend has released it).
-
-use std::collections::BTreeMap;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -31,11 +35,6 @@ pub struct AccountState {
     pub name: AccountName,
     pub correlation_id: Option<Identifier>,
     pub services: AccountServices,
-    /// Each number of the account with the services it has enabled. The accounts' read rows
-    /// leave it out (they hold counts per service instead), so it may be missing when a state is
-    /// read back from one; aggregates are always rebuilt from events, which set it.
-    #[serde(default)]
-    pub numbers: BTreeMap<E164, Vec<Service>>,
     pub sync: SyncState,
     /// Whether the account waits for the backend to release its last numbers to be deleted.
     #[serde(default)]
@@ -50,56 +49,85 @@ impl AccountState {
         }
         Ok(())
     }
-
-    /// How many of the account's numbers have `service` enabled.
-    pub fn number_count(&self, service: Service) -> usize {
-        self.numbers
-            .values()
-            .filter(|services| services.contains(&service))
-            .count()
-    }
-
-    fn teams_tenant_bound_numbers(&self) -> usize {
-        self.numbers
-            .values()
-            .filter(|services| services.iter().any(|s| s.is_teams_tenant_bound()))
-            .count()
-    }
 }
 
-/// A number's membership in an account, with the services it uses there.
+/// A number's membership in an account, with the services it uses there: the payload of the
+/// `NumbersAdded` events stored before memberships left the account's stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NumberMembership {
     pub telephone_number: E164,
     pub services: Vec<Service>,
 }
 
+/// How many numbers an account holds, grouped by the services they use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NumberCounts {
+    groups: Vec<(Vec<Service>, u64)>,
+}
+
+impl NumberCounts {
+    /// Counts from groups of numbers: the services each group's numbers use, and how many.
+    pub fn from_groups(groups: impl IntoIterator<Item = (Vec<Service>, u64)>) -> Self {
+        NumberCounts {
+            groups: groups.into_iter().filter(|(_, n)| *n > 0).collect(),
+        }
+    }
+
+    /// Counts of the numbers listed, each with its services.
+    pub fn of<'a>(numbers: impl IntoIterator<Item = &'a [Service]>) -> Self {
+        Self::from_groups(numbers.into_iter().map(|s| (s.to_vec(), 1)))
+    }
+
+    pub fn total(&self) -> u64 {
+        self.groups.iter().map(|(_, n)| n).sum()
+    }
+
+    /// How many of the numbers have `service` enabled.
+    pub fn using(&self, service: Service) -> u64 {
+        self.groups
+            .iter()
+            .filter(|(services, _)| services.contains(&service))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// How many of the numbers live in the account's Teams tenant (Operator Connect, Teams
+    /// Phone Mobile).
+    pub fn teams_tenant_bound(&self) -> u64 {
+        self.groups
+            .iter()
+            .filter(|(services, _)| services.iter().any(|s| s.is_teams_tenant_bound()))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccountCommand {
-    /// Creates the account, or replaces its settings when it exists.
+    /// Creates the account, or replaces its settings when it exists. `numbers` counts the
+    /// numbers the account holds, read so that they cannot change before the decision commits.
     CreateOrReplace {
         name: AccountName,
         correlation_id: Option<Identifier>,
         services: AccountServices,
+        numbers: NumberCounts,
     },
-    /// Records that numbers joined the account or changed the services they use.
-    AddNumbers {
-        account: AccountName,
-        numbers: Vec<NumberMembership>,
-    },
-    /// Records that numbers left the account.
-    RemoveNumbers {
-        account: AccountName,
-        numbers: Vec<E164>,
-    },
-    /// Deletes the account; with `delete_numbers` its numbers go with it. `awaiting_release`
-    /// names those of its numbers whose deletion waits for the backend to release them (their
-    /// own aggregates decided so, now or before); with any, the account is deleted once they
-    /// are gone. Numbers already being deleted need no `delete_numbers`.
+    /// Deletes the account; with `delete_numbers` its numbers go with it. `members` are the
+    /// numbers it holds (read so that they cannot change before the decision commits);
+    /// `awaiting_release` names those whose deletion waits for the backend to release them
+    /// (their own aggregates decided so, now or before); with any, the account is deleted once
+    /// they are gone. Numbers already being deleted need no `delete_numbers`.
     Delete {
         account: AccountName,
         delete_numbers: bool,
+        members: Vec<E164>,
         awaiting_release: Vec<E164>,
+    },
+    /// Numbers left the account and `remaining_numbers` are left: an account being deleted
+    /// goes with its last number.
+    CompleteDeletion {
+        account: AccountName,
+        remaining_numbers: u64,
     },
     /// Pushes again the change whose provisioning failed (only when it failed).
     RetryProvisioning {
@@ -127,9 +155,11 @@ pub enum AccountEvent {
         services: AccountServices,
         sync_required: bool,
     },
+    /// Stored before memberships left the account's stream; read, never written now.
     NumbersAdded {
         numbers: Vec<NumberMembership>,
     },
+    /// Stored before memberships left the account's stream; read, never written now.
     NumbersRemoved {
         numbers: Vec<E164>,
     },
@@ -199,9 +229,13 @@ impl Account {
 
 /// Refuses a replacement that would strand numbers: a service they use switched off, or the
 /// Teams tenant changed under Operator Connect or Teams Phone Mobile numbers.
-fn check_replacement(state: &AccountState, services: &AccountServices) -> Result<(), DomainError> {
+fn check_replacement(
+    state: &AccountState,
+    services: &AccountServices,
+    numbers: &NumberCounts,
+) -> Result<(), DomainError> {
     for service in Service::ALL {
-        let count = state.number_count(service);
+        let count = numbers.using(service) as usize;
         if count > 0 && !services.is_enabled(service) {
             return Err(DomainError::ServiceStillUsed {
                 service: service.wire_name(),
@@ -210,7 +244,7 @@ fn check_replacement(state: &AccountState, services: &AccountServices) -> Result
         }
     }
     if services.teams_tenant_id != state.services.teams_tenant_id {
-        let count = state.teams_tenant_bound_numbers();
+        let count = numbers.teams_tenant_bound() as usize;
         if count > 0 {
             return Err(DomainError::TenantChangeWithNumbers {
                 account: state.name.clone(),
@@ -239,6 +273,7 @@ impl Aggregate for Account {
                 name,
                 correlation_id,
                 services,
+                numbers,
             } => {
                 services.validate()?;
                 if let Some(state) = &self.state {
@@ -258,7 +293,7 @@ impl Aggregate for Account {
                         return Ok(());
                     }
                     Some(state) => {
-                        check_replacement(state, &services)?;
+                        check_replacement(state, &services, &numbers)?;
                         AccountEvent::AccountUpdated {
                             correlation_id,
                             services,
@@ -268,41 +303,12 @@ impl Aggregate for Account {
                 };
                 sink.write(event, self).await;
             }
-            AccountCommand::AddNumbers { account, numbers } => {
+            AccountCommand::CompleteDeletion {
+                account,
+                remaining_numbers,
+            } => {
                 let state = self.existing(&account)?;
-                state.check_changeable()?;
-                let changed: Vec<NumberMembership> = numbers
-                    .into_iter()
-                    .filter(|m| state.numbers.get(&m.telephone_number) != Some(&m.services))
-                    .collect();
-                for membership in &changed {
-                    for service in &membership.services {
-                        if !state.services.is_enabled(*service) {
-                            return Err(DomainError::ServiceNotEnabledOnAccount {
-                                service: service.wire_name(),
-                            });
-                        }
-                    }
-                }
-                if !changed.is_empty() {
-                    sink.write(AccountEvent::NumbersAdded { numbers: changed }, self)
-                        .await;
-                }
-            }
-            AccountCommand::RemoveNumbers { account, numbers } => {
-                let state = self.existing(&account)?;
-                let present: Vec<E164> = numbers
-                    .into_iter()
-                    .filter(|n| state.numbers.contains_key(n))
-                    .collect();
-                if present.is_empty() {
-                    return Ok(());
-                }
-                // A deleting account goes with its last number.
-                let last_ones = state.deleting && state.numbers.keys().all(|n| present.contains(n));
-                sink.write(AccountEvent::NumbersRemoved { numbers: present }, self)
-                    .await;
-                if last_ones {
+                if state.deleting && remaining_numbers == 0 {
                     sink.write(
                         AccountEvent::AccountDeleted {
                             deleted_numbers: Vec::new(),
@@ -315,6 +321,7 @@ impl Aggregate for Account {
             AccountCommand::Delete {
                 account,
                 delete_numbers,
+                members,
                 awaiting_release,
             } => {
                 let state = self.existing(&account)?;
@@ -322,10 +329,8 @@ impl Aggregate for Account {
                     // Asked already: it completes when the backend has released the numbers.
                     return Ok(());
                 }
-                let (awaiting_release, deleted_numbers): (Vec<E164>, Vec<E164>) = state
-                    .numbers
-                    .keys()
-                    .cloned()
+                let (awaiting_release, deleted_numbers): (Vec<E164>, Vec<E164>) = members
+                    .into_iter()
                     .partition(|number| awaiting_release.contains(number));
                 // Numbers already on their way out do not hold the account back.
                 if !deleted_numbers.is_empty() && !delete_numbers {
@@ -402,7 +407,6 @@ impl Aggregate for Account {
                     name,
                     correlation_id,
                     services,
-                    numbers: BTreeMap::new(),
                     sync: sync_for(sync_required),
                     deleting: false,
                 });
@@ -418,30 +422,11 @@ impl Aggregate for Account {
                     state.sync = sync_for(sync_required);
                 }
             }
-            AccountEvent::NumbersAdded { numbers } => {
-                if let Some(state) = &mut self.state {
-                    for membership in numbers {
-                        state
-                            .numbers
-                            .insert(membership.telephone_number, membership.services);
-                    }
-                }
-            }
-            AccountEvent::NumbersRemoved { numbers } => {
-                if let Some(state) = &mut self.state {
-                    for number in numbers {
-                        state.numbers.remove(&number);
-                    }
-                }
-            }
+            // Memberships are kept beside the numbers' events now; these only count.
+            AccountEvent::NumbersAdded { .. } | AccountEvent::NumbersRemoved { .. } => {}
             AccountEvent::AccountDeleted { .. } => self.state = None,
-            AccountEvent::AccountDeletionRequested {
-                deleted_numbers, ..
-            } => {
+            AccountEvent::AccountDeletionRequested { .. } => {
                 if let Some(state) = &mut self.state {
-                    for number in deleted_numbers {
-                        state.numbers.remove(&number);
-                    }
                     state.deleting = true;
                 }
             }

@@ -1,23 +1,37 @@
 //! Given/when/then tests of the Account aggregate: one per command path and per refusal.
+//!
+//! The account's numbers are not in its stream: the command side hands them to the commands
+//! (`numbers` counts to CreateOrReplace, `members` to Delete, `remaining_numbers` to
+//! CompleteDeletion), so the tests state them there.
 
 use cqrs_es::DomainEvent;
 use cqrs_es::test::TestFramework;
 
-use crate::account::{Account, AccountCommand, AccountEvent, NumberMembership};
+use crate::account::{Account, AccountCommand, AccountEvent, NumberCounts, NumberMembership};
 use crate::error::DomainError;
 use crate::service_details::{AccountServices, Service};
 use crate::test_fixtures::*;
 use crate::values::{E164, ProvisioningStatus, SyncState};
 
+/// The two numbers of contoso in most tests.
+const TWO_NUMBERS: [&str; 2] = ["+441632960001", "+441632960002"];
+
 fn framework() -> TestFramework<Account> {
     TestFramework::<Account>::with(())
 }
 
+/// Creates or replaces contoso with `services`, the account holding no numbers.
 fn create_or_replace(services: AccountServices) -> AccountCommand {
+    replace_holding(services, NumberCounts::default())
+}
+
+/// Creates or replaces contoso with `services`, the account holding the numbers `numbers` counts.
+fn replace_holding(services: AccountServices, numbers: NumberCounts) -> AccountCommand {
     AccountCommand::CreateOrReplace {
         name: contoso(),
         correlation_id: None,
         services,
+        numbers,
     }
 }
 
@@ -47,16 +61,17 @@ fn membership(telephone_number: &str, services: &[Service]) -> NumberMembership 
     }
 }
 
-fn numbers_added(memberships: Vec<NumberMembership>) -> AccountEvent {
+/// A `NumbersAdded` event as stored before memberships left the account's stream.
+fn legacy_numbers_added(memberships: Vec<NumberMembership>) -> AccountEvent {
     AccountEvent::NumbersAdded {
         numbers: memberships,
     }
 }
 
-fn add_numbers(memberships: Vec<NumberMembership>) -> AccountCommand {
-    AccountCommand::AddNumbers {
-        account: contoso(),
-        numbers: memberships,
+/// A `NumbersRemoved` event as stored before memberships left the account's stream.
+fn legacy_numbers_removed(values: &[&str]) -> AccountEvent {
+    AccountEvent::NumbersRemoved {
+        numbers: numbers(values),
     }
 }
 
@@ -75,42 +90,58 @@ fn direct_routing_account() -> AccountServices {
     account_services().direct_routing(Flow::Synced).build()
 }
 
-fn delete(delete_numbers: bool) -> AccountCommand {
+/// `all_services` with the Teams tenant moved to `other_tenant`.
+fn all_services_in_other_tenant() -> AccountServices {
+    AccountServices {
+        teams_tenant_id: Some(other_tenant()),
+        ..all_services()
+    }
+}
+
+/// Deletes contoso, which holds `members`, none of them awaiting release.
+fn delete(delete_numbers: bool, members: &[&str]) -> AccountCommand {
     AccountCommand::Delete {
         account: contoso(),
         delete_numbers,
+        members: numbers(members),
         awaiting_release: vec![],
     }
 }
 
-/// Deletes contoso with its numbers, `awaiting` of them waiting for the backend's release.
-fn delete_awaiting(awaiting: &[&str]) -> AccountCommand {
+/// Deletes contoso, which holds `members`, with its numbers, `awaiting` of them waiting for the
+/// backend's release.
+fn delete_awaiting(members: &[&str], awaiting: &[&str]) -> AccountCommand {
     AccountCommand::Delete {
         account: contoso(),
         delete_numbers: true,
+        members: numbers(members),
         awaiting_release: numbers(awaiting),
     }
 }
 
-/// contoso with two Operator Connect numbers, 001 and 002.
-fn with_two_numbers() -> Vec<AccountEvent> {
-    vec![
-        created(operator_connect_account()),
-        numbers_added(vec![
-            membership("+441632960001", &[Service::TeamsOperatorConnect]),
-            membership("+441632960002", &[Service::TeamsOperatorConnect]),
-        ]),
-    ]
+fn complete_deletion(remaining_numbers: u64) -> AccountCommand {
+    AccountCommand::CompleteDeletion {
+        account: contoso(),
+        remaining_numbers,
+    }
 }
 
-/// contoso with two numbers, both awaiting their release for the account's deletion.
+fn deleted(values: &[&str]) -> AccountEvent {
+    AccountEvent::AccountDeleted {
+        deleted_numbers: numbers(values),
+    }
+}
+
+/// contoso, with Operator Connect, its two numbers both awaiting their release for the
+/// account's deletion.
 fn being_deleted() -> Vec<AccountEvent> {
-    let mut events = with_two_numbers();
-    events.push(AccountEvent::AccountDeletionRequested {
-        deleted_numbers: vec![],
-        awaiting_release: numbers(&["+441632960001", "+441632960002"]),
-    });
-    events
+    vec![
+        created(operator_connect_account()),
+        AccountEvent::AccountDeletionRequested {
+            deleted_numbers: vec![],
+            awaiting_release: numbers(&TWO_NUMBERS),
+        },
+    ]
 }
 
 fn failed_at(for_version: u64) -> AccountEvent {
@@ -130,6 +161,7 @@ async fn creating_an_account_records_it_with_its_services() {
             name: contoso(),
             correlation_id: Some(identifier("crm-42")),
             services: operator_connect_account(),
+            numbers: NumberCounts::default(),
         })
         .await
         .then_expect_events(vec![AccountEvent::AccountCreated {
@@ -175,7 +207,10 @@ async fn replacing_an_account_records_its_new_settings() {
 async fn replacing_an_account_with_identical_settings_emits_nothing() {
     framework()
         .given(vec![created(operator_connect_account())])
-        .when_async(create_or_replace(operator_connect_account()))
+        .when_async(replace_holding(
+            operator_connect_account(),
+            NumberCounts::from_groups(vec![(vec![Service::TeamsOperatorConnect], 2)]),
+        ))
         .await
         .then_expect_events(vec![]);
 }
@@ -188,6 +223,7 @@ async fn changing_only_the_correlation_id_updates_the_account() {
             name: contoso(),
             correlation_id: Some(identifier("crm-43")),
             services: operator_connect_account(),
+            numbers: NumberCounts::from_groups(vec![(vec![Service::TeamsOperatorConnect], 2)]),
         })
         .await
         .then_expect_events(vec![AccountEvent::AccountUpdated {
@@ -252,21 +288,15 @@ async fn a_disabled_teams_service_needs_no_teams_tenant_id() {
 #[tokio::test]
 async fn changing_the_teams_tenant_id_while_the_account_has_operator_connect_numbers_is_refused() {
     framework()
-        .given(vec![
-            created(all_services()),
-            numbers_added(vec![
-                membership("+441632960001", &[Service::TeamsOperatorConnect]),
-                membership(
-                    "+441632960002",
-                    &[Service::TeamsOperatorConnect, Service::TeamsDirectRouting],
-                ),
-                membership("+441632960003", &[Service::TeamsDirectRouting]),
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            all_services_in_other_tenant(),
+            NumberCounts::of([
+                &[Service::TeamsOperatorConnect][..],
+                &[Service::TeamsOperatorConnect, Service::TeamsDirectRouting][..],
+                &[Service::TeamsDirectRouting][..],
             ]),
-        ])
-        .when_async(create_or_replace(AccountServices {
-            teams_tenant_id: Some(other_tenant()),
-            ..all_services()
-        }))
+        ))
         .await
         .then_expect_error(DomainError::TenantChangeWithNumbers {
             account: contoso(),
@@ -278,17 +308,11 @@ async fn changing_the_teams_tenant_id_while_the_account_has_operator_connect_num
 async fn changing_the_teams_tenant_id_while_the_account_has_teams_phone_mobile_numbers_is_refused()
 {
     framework()
-        .given(vec![
-            created(all_services()),
-            numbers_added(vec![membership(
-                "+447700900001",
-                &[Service::TeamsPhoneMobile],
-            )]),
-        ])
-        .when_async(create_or_replace(AccountServices {
-            teams_tenant_id: Some(other_tenant()),
-            ..all_services()
-        }))
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            all_services_in_other_tenant(),
+            NumberCounts::from_groups(vec![(vec![Service::TeamsPhoneMobile], 1)]),
+        ))
         .await
         .then_expect_error(DomainError::TenantChangeWithNumbers {
             account: contoso(),
@@ -297,24 +321,37 @@ async fn changing_the_teams_tenant_id_while_the_account_has_teams_phone_mobile_n
 }
 
 #[tokio::test]
+async fn changing_the_teams_tenant_id_counts_every_teams_tenant_bound_number() {
+    framework()
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            all_services_in_other_tenant(),
+            NumberCounts::from_groups(vec![
+                (vec![Service::TeamsOperatorConnect], 3),
+                (vec![Service::TeamsPhoneMobile], 4),
+                (vec![Service::TeamsDirectRouting], 5),
+            ]),
+        ))
+        .await
+        .then_expect_error(DomainError::TenantChangeWithNumbers {
+            account: contoso(),
+            count: 7,
+        });
+}
+
+#[tokio::test]
 async fn changing_the_teams_tenant_id_of_an_account_with_only_direct_routing_numbers_is_allowed() {
     framework()
-        .given(vec![
-            created(all_services()),
-            numbers_added(vec![
-                membership("+441632960003", &[Service::TeamsDirectRouting]),
-                membership("+441632960004", &[Service::ZoomPhoneCloudPeering]),
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            all_services_in_other_tenant(),
+            NumberCounts::from_groups(vec![
+                (vec![Service::TeamsDirectRouting], 1),
+                (vec![Service::ZoomPhoneCloudPeering], 1),
             ]),
-        ])
-        .when_async(create_or_replace(AccountServices {
-            teams_tenant_id: Some(other_tenant()),
-            ..all_services()
-        }))
+        ))
         .await
-        .then_expect_events(vec![updated(AccountServices {
-            teams_tenant_id: Some(other_tenant()),
-            ..all_services()
-        })]);
+        .then_expect_events(vec![updated(all_services_in_other_tenant())]);
 }
 
 #[tokio::test]
@@ -331,7 +368,27 @@ async fn changing_the_teams_tenant_id_of_an_account_without_numbers_is_allowed()
 }
 
 #[tokio::test]
-async fn changing_the_teams_tenant_id_after_the_teams_numbers_left_is_allowed() {
+async fn changing_the_teams_tenant_id_when_the_teams_numbers_count_zero_is_allowed() {
+    let moved = account_services()
+        .tenant(other_tenant())
+        .operator_connect(Flow::Synced)
+        .phone_mobile(Flow::Synced)
+        .build();
+    framework()
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            moved.clone(),
+            NumberCounts::from_groups(vec![
+                (vec![Service::TeamsOperatorConnect], 0),
+                (vec![Service::TeamsPhoneMobile], 0),
+            ]),
+        ))
+        .await
+        .then_expect_events(vec![updated(moved)]);
+}
+
+#[tokio::test]
+async fn changing_the_teams_tenant_id_is_decided_on_the_counts_not_on_legacy_number_events() {
     let moved = account_services()
         .tenant(other_tenant())
         .operator_connect(Flow::Synced)
@@ -339,13 +396,10 @@ async fn changing_the_teams_tenant_id_after_the_teams_numbers_left_is_allowed() 
     framework()
         .given(vec![
             created(operator_connect_account()),
-            numbers_added(vec![membership(
+            legacy_numbers_added(vec![membership(
                 "+441632960001",
                 &[Service::TeamsOperatorConnect],
             )]),
-            AccountEvent::NumbersRemoved {
-                numbers: numbers(&["+441632960001"]),
-            },
         ])
         .when_async(create_or_replace(moved.clone()))
         .await
@@ -359,17 +413,17 @@ async fn disabling_a_service_still_used_by_numbers_is_refused() {
         direct_routing.enabled = false;
     }
     framework()
-        .given(vec![
-            created(all_services()),
-            numbers_added(vec![
-                membership("+441632960003", &[Service::TeamsDirectRouting]),
-                membership(
-                    "+441632960004",
-                    &[Service::TeamsDirectRouting, Service::ZoomPhoneCloudPeering],
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            without_direct_routing,
+            NumberCounts::from_groups(vec![
+                (vec![Service::TeamsDirectRouting], 1),
+                (
+                    vec![Service::TeamsDirectRouting, Service::ZoomPhoneCloudPeering],
+                    1,
                 ),
             ]),
-        ])
-        .when_async(create_or_replace(without_direct_routing))
+        ))
         .await
         .then_expect_error(DomainError::ServiceStillUsed {
             service: "teamsDirectRouting",
@@ -380,21 +434,36 @@ async fn disabling_a_service_still_used_by_numbers_is_refused() {
 #[tokio::test]
 async fn leaving_out_a_service_still_used_by_numbers_is_refused() {
     framework()
-        .given(vec![
-            created(all_services()),
-            numbers_added(vec![membership(
-                "+441632960005",
-                &[Service::AzureOperatorCallProtection],
-            )]),
-        ])
-        .when_async(create_or_replace(AccountServices {
-            azure_operator_call_protection: None,
-            ..all_services()
-        }))
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            AccountServices {
+                azure_operator_call_protection: None,
+                ..all_services()
+            },
+            NumberCounts::from_groups(vec![(vec![Service::AzureOperatorCallProtection], 1)]),
+        ))
         .await
         .then_expect_error(DomainError::ServiceStillUsed {
             service: "azureOperatorCallProtection",
             count: 1,
+        });
+}
+
+#[tokio::test]
+async fn a_service_still_used_is_refused_before_a_tenant_change_with_numbers() {
+    framework()
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            AccountServices {
+                teams_operator_connect: None,
+                ..all_services_in_other_tenant()
+            },
+            NumberCounts::from_groups(vec![(vec![Service::TeamsOperatorConnect], 2)]),
+        ))
+        .await
+        .then_expect_error(DomainError::ServiceStillUsed {
+            service: "teamsOperatorConnect",
+            count: 2,
         });
 }
 
@@ -405,11 +474,43 @@ async fn disabling_a_service_no_number_uses_is_allowed() {
         ..all_services()
     };
     framework()
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            without_zoom.clone(),
+            NumberCounts::from_groups(vec![(vec![Service::TeamsDirectRouting], 1)]),
+        ))
+        .await
+        .then_expect_events(vec![updated(without_zoom)]);
+}
+
+#[tokio::test]
+async fn disabling_a_service_whose_numbers_count_zero_is_allowed() {
+    let without_zoom = AccountServices {
+        zoom_phone_cloud_peering: None,
+        ..all_services()
+    };
+    framework()
+        .given(vec![created(all_services())])
+        .when_async(replace_holding(
+            without_zoom.clone(),
+            NumberCounts::from_groups(vec![(vec![Service::ZoomPhoneCloudPeering], 0)]),
+        ))
+        .await
+        .then_expect_events(vec![updated(without_zoom)]);
+}
+
+#[tokio::test]
+async fn disabling_a_service_is_decided_on_the_counts_not_on_legacy_number_events() {
+    let without_zoom = AccountServices {
+        zoom_phone_cloud_peering: None,
+        ..all_services()
+    };
+    framework()
         .given(vec![
             created(all_services()),
-            numbers_added(vec![membership(
-                "+441632960003",
-                &[Service::TeamsDirectRouting],
+            legacy_numbers_added(vec![membership(
+                "+441632960004",
+                &[Service::ZoomPhoneCloudPeering],
             )]),
         ])
         .when_async(create_or_replace(without_zoom.clone()))
@@ -421,14 +522,11 @@ async fn disabling_a_service_no_number_uses_is_allowed() {
 async fn turning_off_sync_for_a_service_in_use_is_allowed_and_needs_no_sync() {
     let not_synced = account_services().direct_routing(Flow::NotSynced).build();
     framework()
-        .given(vec![
-            created(direct_routing_account()),
-            numbers_added(vec![membership(
-                "+441632960003",
-                &[Service::TeamsDirectRouting],
-            )]),
-        ])
-        .when_async(create_or_replace(not_synced.clone()))
+        .given(vec![created(direct_routing_account())])
+        .when_async(replace_holding(
+            not_synced.clone(),
+            NumberCounts::from_groups(vec![(vec![Service::TeamsDirectRouting], 1)]),
+        ))
         .await
         .then_expect_events(vec![AccountEvent::AccountUpdated {
             correlation_id: None,
@@ -437,152 +535,49 @@ async fn turning_off_sync_for_a_service_in_use_is_allowed_and_needs_no_sync() {
         }]);
 }
 
-// --- AddNumbers ---
+// --- NumberCounts ---
 
-#[tokio::test]
-async fn adding_numbers_records_their_memberships() {
-    let memberships = vec![
-        membership("+441632960001", &[Service::TeamsOperatorConnect]),
-        membership("+441632960002", &[Service::TeamsOperatorConnect]),
-    ];
-    framework()
-        .given(vec![created(operator_connect_account())])
-        .when_async(add_numbers(memberships.clone()))
-        .await
-        .then_expect_events(vec![numbers_added(memberships)]);
+#[test]
+fn number_counts_count_the_numbers_using_each_service() {
+    let counts = NumberCounts::from_groups(vec![
+        (vec![Service::TeamsOperatorConnect], 1),
+        (
+            vec![Service::TeamsOperatorConnect, Service::TeamsDirectRouting],
+            2,
+        ),
+        (vec![Service::ZoomPhoneCloudPeering], 3),
+        (vec![Service::TeamsPhoneMobile], 0),
+    ]);
+    assert_eq!(counts.using(Service::TeamsOperatorConnect), 3);
+    assert_eq!(counts.using(Service::TeamsDirectRouting), 2);
+    assert_eq!(counts.using(Service::ZoomPhoneCloudPeering), 3);
+    assert_eq!(counts.using(Service::TeamsPhoneMobile), 0);
+    assert_eq!(counts.using(Service::AzureOperatorCallProtection), 0);
+    assert_eq!(counts.teams_tenant_bound(), 3);
+    assert_eq!(counts.total(), 6);
 }
 
-#[tokio::test]
-async fn adding_numbers_to_a_missing_account_is_refused() {
-    framework()
-        .given_no_previous_events()
-        .when_async(add_numbers(vec![membership(
-            "+441632960001",
-            &[Service::TeamsOperatorConnect],
-        )]))
-        .await
-        .then_expect_error(DomainError::AccountNotFound(contoso()));
+#[test]
+fn number_counts_of_listed_numbers_count_each_once() {
+    let counts = NumberCounts::of([
+        &[Service::TeamsPhoneMobile][..],
+        &[
+            Service::TeamsPhoneMobile,
+            Service::AzureOperatorCallProtection,
+        ][..],
+        &[][..],
+    ]);
+    assert_eq!(counts.total(), 3);
+    assert_eq!(counts.using(Service::TeamsPhoneMobile), 2);
+    assert_eq!(counts.using(Service::AzureOperatorCallProtection), 1);
+    assert_eq!(counts.teams_tenant_bound(), 2);
 }
 
-#[tokio::test]
-async fn adding_numbers_to_a_deleted_account_is_refused() {
-    framework()
-        .given(vec![
-            created(operator_connect_account()),
-            AccountEvent::AccountDeleted {
-                deleted_numbers: vec![],
-            },
-        ])
-        .when_async(add_numbers(vec![membership(
-            "+441632960001",
-            &[Service::TeamsOperatorConnect],
-        )]))
-        .await
-        .then_expect_error(DomainError::AccountNotFound(contoso()));
-}
-
-#[tokio::test]
-async fn adding_numbers_with_a_service_the_account_lacks_is_refused() {
-    framework()
-        .given(vec![created(operator_connect_account())])
-        .when_async(add_numbers(vec![
-            membership("+441632960001", &[Service::TeamsOperatorConnect]),
-            membership("+441632960002", &[Service::ZoomPhoneCloudPeering]),
-        ]))
-        .await
-        .then_expect_error(DomainError::ServiceNotEnabledOnAccount {
-            service: "zoomPhoneCloudPeering",
-        });
-}
-
-#[tokio::test]
-async fn adding_numbers_with_unchanged_membership_emits_nothing() {
-    let memberships = vec![
-        membership("+441632960001", &[Service::TeamsOperatorConnect]),
-        membership("+441632960002", &[Service::TeamsOperatorConnect]),
-    ];
-    framework()
-        .given(vec![
-            created(operator_connect_account()),
-            numbers_added(memberships.clone()),
-        ])
-        .when_async(add_numbers(memberships))
-        .await
-        .then_expect_events(vec![]);
-}
-
-#[tokio::test]
-async fn adding_numbers_records_only_the_memberships_that_changed() {
-    framework()
-        .given(vec![
-            created(all_services()),
-            numbers_added(vec![
-                membership("+441632960001", &[Service::TeamsOperatorConnect]),
-                membership("+441632960002", &[Service::TeamsDirectRouting]),
-            ]),
-        ])
-        .when_async(add_numbers(vec![
-            membership("+441632960001", &[Service::TeamsOperatorConnect]),
-            membership(
-                "+441632960002",
-                &[Service::TeamsDirectRouting, Service::ZoomPhoneCloudPeering],
-            ),
-            membership("+441632960003", &[Service::TeamsPhoneMobile]),
-        ]))
-        .await
-        .then_expect_events(vec![numbers_added(vec![
-            membership(
-                "+441632960002",
-                &[Service::TeamsDirectRouting, Service::ZoomPhoneCloudPeering],
-            ),
-            membership("+441632960003", &[Service::TeamsPhoneMobile]),
-        ])]);
-}
-
-// --- RemoveNumbers ---
-
-#[tokio::test]
-async fn removing_numbers_records_only_those_the_account_holds() {
-    framework()
-        .given(vec![
-            created(operator_connect_account()),
-            numbers_added(vec![
-                membership("+441632960001", &[Service::TeamsOperatorConnect]),
-                membership("+441632960002", &[Service::TeamsOperatorConnect]),
-            ]),
-        ])
-        .when_async(AccountCommand::RemoveNumbers {
-            account: contoso(),
-            numbers: numbers(&["+441632960002", "+441632960009"]),
-        })
-        .await
-        .then_expect_events(vec![AccountEvent::NumbersRemoved {
-            numbers: numbers(&["+441632960002"]),
-        }]);
-}
-
-#[tokio::test]
-async fn removing_numbers_the_account_does_not_hold_emits_nothing() {
-    framework()
-        .given(vec![created(operator_connect_account())])
-        .when_async(AccountCommand::RemoveNumbers {
-            account: contoso(),
-            numbers: numbers(&["+441632960009"]),
-        })
-        .await
-        .then_expect_events(vec![]);
-}
-
-#[tokio::test]
-async fn removing_numbers_from_a_missing_account_is_refused() {
-    framework()
-        .given_no_previous_events()
-        .when_async(AccountCommand::RemoveNumbers {
-            account: contoso(),
-            numbers: numbers(&["+441632960001"]),
-        })
-        .await
-        .then_expect_error(DomainError::AccountNotFound(contoso()));
+#[test]
+fn number_counts_leave_out_empty_groups() {
+    let counts = NumberCounts::from_groups(vec![(vec![Service::TeamsOperatorConnect], 0)]);
+    assert_eq!(counts, NumberCounts::default());
+    assert_eq!(counts.total(), 0);
 }
 
 // --- Delete ---
@@ -591,24 +586,16 @@ async fn removing_numbers_from_a_missing_account_is_refused() {
 async fn deleting_an_account_without_numbers_is_allowed() {
     framework()
         .given(vec![created(operator_connect_account())])
-        .when_async(delete(false))
+        .when_async(delete(false, &[]))
         .await
-        .then_expect_events(vec![AccountEvent::AccountDeleted {
-            deleted_numbers: vec![],
-        }]);
+        .then_expect_events(vec![deleted(&[])]);
 }
 
 #[tokio::test]
 async fn deleting_an_account_with_numbers_without_deleting_them_is_refused() {
     framework()
-        .given(vec![
-            created(operator_connect_account()),
-            numbers_added(vec![
-                membership("+441632960001", &[Service::TeamsOperatorConnect]),
-                membership("+441632960002", &[Service::TeamsOperatorConnect]),
-            ]),
-        ])
-        .when_async(delete(false))
+        .given(vec![created(operator_connect_account())])
+        .when_async(delete(false, &TWO_NUMBERS))
         .await
         .then_expect_error(DomainError::AccountHasNumbers {
             account: contoso(),
@@ -619,25 +606,32 @@ async fn deleting_an_account_with_numbers_without_deleting_them_is_refused() {
 #[tokio::test]
 async fn deleting_an_account_with_its_numbers_lists_the_numbers_deleted() {
     framework()
+        .given(vec![created(operator_connect_account())])
+        .when_async(delete(true, &TWO_NUMBERS))
+        .await
+        .then_expect_events(vec![deleted(&TWO_NUMBERS)]);
+}
+
+#[tokio::test]
+async fn deleting_an_account_without_members_ignores_legacy_number_events() {
+    framework()
         .given(vec![
             created(operator_connect_account()),
-            numbers_added(vec![
-                membership("+441632960002", &[Service::TeamsOperatorConnect]),
+            legacy_numbers_added(vec![
                 membership("+441632960001", &[Service::TeamsOperatorConnect]),
+                membership("+441632960002", &[Service::TeamsOperatorConnect]),
             ]),
         ])
-        .when_async(delete(true))
+        .when_async(delete(false, &[]))
         .await
-        .then_expect_events(vec![AccountEvent::AccountDeleted {
-            deleted_numbers: numbers(&["+441632960001", "+441632960002"]),
-        }]);
+        .then_expect_events(vec![deleted(&[])]);
 }
 
 #[tokio::test]
 async fn deleting_an_account_whose_numbers_await_their_release_records_the_request() {
     framework()
-        .given(with_two_numbers())
-        .when_async(delete_awaiting(&["+441632960002"]))
+        .given(vec![created(operator_connect_account())])
+        .when_async(delete_awaiting(&TWO_NUMBERS, &["+441632960002"]))
         .await
         .then_expect_events(vec![AccountEvent::AccountDeletionRequested {
             deleted_numbers: numbers(&["+441632960001"]),
@@ -648,22 +642,24 @@ async fn deleting_an_account_whose_numbers_await_their_release_records_the_reque
 #[tokio::test]
 async fn an_account_whose_numbers_all_await_their_release_needs_no_delete_numbers() {
     framework()
-        .given(with_two_numbers())
+        .given(vec![created(operator_connect_account())])
         .when_async(AccountCommand::Delete {
             account: contoso(),
             delete_numbers: false,
-            awaiting_release: numbers(&["+441632960001", "+441632960002"]),
+            members: numbers(&TWO_NUMBERS),
+            awaiting_release: numbers(&TWO_NUMBERS),
         })
         .await
         .then_expect_events(vec![AccountEvent::AccountDeletionRequested {
             deleted_numbers: vec![],
-            awaiting_release: numbers(&["+441632960001", "+441632960002"]),
+            awaiting_release: numbers(&TWO_NUMBERS),
         }]);
     framework()
-        .given(with_two_numbers())
+        .given(vec![created(operator_connect_account())])
         .when_async(AccountCommand::Delete {
             account: contoso(),
             delete_numbers: false,
+            members: numbers(&TWO_NUMBERS),
             awaiting_release: numbers(&["+441632960001"]),
         })
         .await
@@ -676,42 +672,45 @@ async fn an_account_whose_numbers_all_await_their_release_needs_no_delete_number
 #[tokio::test]
 async fn numbers_said_to_await_release_that_the_account_does_not_hold_are_ignored() {
     framework()
-        .given(with_two_numbers())
-        .when_async(delete_awaiting(&["+441632960009"]))
+        .given(vec![created(operator_connect_account())])
+        .when_async(delete_awaiting(&TWO_NUMBERS, &["+441632960009"]))
         .await
-        .then_expect_events(vec![AccountEvent::AccountDeleted {
-            deleted_numbers: numbers(&["+441632960001", "+441632960002"]),
-        }]);
+        .then_expect_events(vec![deleted(&TWO_NUMBERS)]);
+    framework()
+        .given(vec![created(operator_connect_account())])
+        .when_async(delete_awaiting(&[], &["+441632960009"]))
+        .await
+        .then_expect_events(vec![deleted(&[])]);
 }
 
 #[test]
-fn an_account_whose_deletion_was_requested_keeps_only_the_numbers_awaiting_release() {
-    let mut events = with_two_numbers();
-    events.push(AccountEvent::AccountDeletionRequested {
-        deleted_numbers: numbers(&["+441632960001"]),
-        awaiting_release: numbers(&["+441632960002"]),
-    });
-    let account: Account = replay(events);
+fn an_account_whose_deletion_was_requested_stays_being_deleted() {
+    let account: Account = replay(vec![
+        created(operator_connect_account()),
+        AccountEvent::AccountDeletionRequested {
+            deleted_numbers: numbers(&["+441632960001"]),
+            awaiting_release: numbers(&["+441632960002"]),
+        },
+    ]);
+    assert_eq!(account.version, 2);
     let state = account
         .state
         .expect("the account stays until its numbers are released");
     assert!(state.deleting);
-    assert_eq!(
-        state.numbers.keys().cloned().collect::<Vec<_>>(),
-        numbers(&["+441632960002"])
-    );
+    assert_eq!(state.services, operator_connect_account());
+    assert_eq!(state.sync, SyncState::pending(1));
 }
 
 #[tokio::test]
 async fn deleting_an_account_being_deleted_again_emits_nothing() {
     framework()
         .given(being_deleted())
-        .when_async(delete_awaiting(&["+441632960001", "+441632960002"]))
+        .when_async(delete_awaiting(&TWO_NUMBERS, &TWO_NUMBERS))
         .await
         .then_expect_events(vec![]);
     framework()
         .given(being_deleted())
-        .when_async(delete(false))
+        .when_async(delete(false, &TWO_NUMBERS))
         .await
         .then_expect_events(vec![]);
 }
@@ -728,69 +727,6 @@ async fn replacing_an_account_being_deleted_is_refused() {
         .when_async(create_or_replace(operator_connect_account()))
         .await
         .then_expect_error(DomainError::AccountBeingDeleted(contoso()));
-}
-
-#[tokio::test]
-async fn adding_numbers_to_an_account_being_deleted_is_refused() {
-    framework()
-        .given(being_deleted())
-        .when_async(add_numbers(vec![membership(
-            "+441632960003",
-            &[Service::TeamsOperatorConnect],
-        )]))
-        .await
-        .then_expect_error(DomainError::AccountBeingDeleted(contoso()));
-}
-
-#[tokio::test]
-async fn removing_some_numbers_of_an_account_being_deleted_keeps_it() {
-    framework()
-        .given(being_deleted())
-        .when_async(AccountCommand::RemoveNumbers {
-            account: contoso(),
-            numbers: numbers(&["+441632960001"]),
-        })
-        .await
-        .then_expect_events(vec![AccountEvent::NumbersRemoved {
-            numbers: numbers(&["+441632960001"]),
-        }]);
-}
-
-#[tokio::test]
-async fn removing_the_last_numbers_of_an_account_being_deleted_deletes_it() {
-    let mut given = being_deleted();
-    given.push(AccountEvent::NumbersRemoved {
-        numbers: numbers(&["+441632960001"]),
-    });
-    framework()
-        .given(given)
-        .when_async(AccountCommand::RemoveNumbers {
-            account: contoso(),
-            numbers: numbers(&["+441632960002"]),
-        })
-        .await
-        .then_expect_events(vec![
-            AccountEvent::NumbersRemoved {
-                numbers: numbers(&["+441632960002"]),
-            },
-            AccountEvent::AccountDeleted {
-                deleted_numbers: vec![],
-            },
-        ]);
-}
-
-#[tokio::test]
-async fn removing_the_last_numbers_of_an_account_not_being_deleted_keeps_it() {
-    framework()
-        .given(with_two_numbers())
-        .when_async(AccountCommand::RemoveNumbers {
-            account: contoso(),
-            numbers: numbers(&["+441632960001", "+441632960002"]),
-        })
-        .await
-        .then_expect_events(vec![AccountEvent::NumbersRemoved {
-            numbers: numbers(&["+441632960001", "+441632960002"]),
-        }]);
 }
 
 #[tokio::test]
@@ -815,7 +751,7 @@ fn an_account_state_stored_before_deletions_waited_reads_as_not_being_deleted() 
 async fn deleting_a_missing_account_is_refused() {
     framework()
         .given_no_previous_events()
-        .when_async(delete(true))
+        .when_async(delete(true, &[]))
         .await
         .then_expect_error(DomainError::AccountNotFound(contoso()));
 }
@@ -823,13 +759,8 @@ async fn deleting_a_missing_account_is_refused() {
 #[tokio::test]
 async fn deleting_an_account_twice_is_refused() {
     framework()
-        .given(vec![
-            created(operator_connect_account()),
-            AccountEvent::AccountDeleted {
-                deleted_numbers: vec![],
-            },
-        ])
-        .when_async(delete(false))
+        .given(vec![created(operator_connect_account()), deleted(&[])])
+        .when_async(delete(false, &[]))
         .await
         .then_expect_error(DomainError::AccountNotFound(contoso()));
 }
@@ -839,13 +770,7 @@ async fn a_deleted_account_can_be_created_again() {
     framework()
         .given(vec![
             created(operator_connect_account()),
-            numbers_added(vec![membership(
-                "+441632960001",
-                &[Service::TeamsOperatorConnect],
-            )]),
-            AccountEvent::AccountDeleted {
-                deleted_numbers: numbers(&["+441632960001"]),
-            },
+            deleted(&["+441632960001"]),
         ])
         .when_async(create_or_replace(direct_routing_account()))
         .await
@@ -853,23 +778,136 @@ async fn a_deleted_account_can_be_created_again() {
 }
 
 #[test]
-fn a_recreated_account_starts_without_numbers_and_with_a_fresh_sync_state() {
+fn a_recreated_account_starts_with_a_fresh_state() {
     let account: Account = replay(vec![
         created(operator_connect_account()),
-        numbers_added(vec![membership(
-            "+441632960001",
-            &[Service::TeamsOperatorConnect],
-        )]),
-        AccountEvent::AccountDeleted {
-            deleted_numbers: numbers(&["+441632960001"]),
+        AccountEvent::AccountDeletionRequested {
+            deleted_numbers: vec![],
+            awaiting_release: numbers(&["+441632960001"]),
         },
+        deleted(&[]),
         created(direct_routing_account()),
     ]);
     let state = account.state.expect("the account exists again");
-    assert!(state.numbers.is_empty());
+    assert!(!state.deleting);
     assert_eq!(state.services, direct_routing_account());
     assert_eq!(state.sync, SyncState::pending(4));
     assert_eq!(account.version, 4);
+}
+
+// --- CompleteDeletion ---
+
+#[tokio::test]
+async fn the_last_numbers_gone_delete_an_account_being_deleted() {
+    framework()
+        .given(being_deleted())
+        .when_async(complete_deletion(0))
+        .await
+        .then_expect_events(vec![deleted(&[])]);
+}
+
+#[tokio::test]
+async fn an_account_being_deleted_stays_while_numbers_remain() {
+    framework()
+        .given(being_deleted())
+        .when_async(complete_deletion(1))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn an_account_not_being_deleted_stays_when_its_last_numbers_are_gone() {
+    framework()
+        .given(vec![created(operator_connect_account())])
+        .when_async(complete_deletion(0))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn completing_the_deletion_of_a_missing_account_is_refused() {
+    framework()
+        .given_no_previous_events()
+        .when_async(complete_deletion(0))
+        .await
+        .then_expect_error(DomainError::AccountNotFound(contoso()));
+    let mut already_deleted = being_deleted();
+    already_deleted.push(deleted(&[]));
+    framework()
+        .given(already_deleted)
+        .when_async(complete_deletion(0))
+        .await
+        .then_expect_error(DomainError::AccountNotFound(contoso()));
+}
+
+// --- Legacy number events ---
+
+#[test]
+fn a_stream_with_legacy_number_events_still_loads() {
+    let without: Account = replay(vec![created(operator_connect_account())]);
+    let with: Account = replay(vec![
+        created(operator_connect_account()),
+        legacy_numbers_added(vec![
+            membership("+441632960001", &[Service::TeamsOperatorConnect]),
+            membership("+441632960002", &[Service::TeamsOperatorConnect]),
+        ]),
+        legacy_numbers_removed(&["+441632960001"]),
+    ]);
+    assert_eq!(with.version, 3, "the legacy events count in the version");
+    assert_eq!(with.state, without.state, "and change nothing else");
+}
+
+#[test]
+fn legacy_number_events_stored_as_json_are_still_read() {
+    let stored = [
+        serde_json::json!({"NumbersAdded": {"numbers": [
+            {"telephone_number": "+441632960001", "services": ["teamsOperatorConnect"]},
+            {"telephone_number": "+441632960002", "services": ["teamsOperatorConnect", "teamsDirectRouting"]},
+        ]}}),
+        serde_json::json!({"NumbersRemoved": {"numbers": ["+441632960001"]}}),
+    ];
+    let events: Vec<AccountEvent> = stored
+        .into_iter()
+        .map(|json| serde_json::from_value(json).expect("a stored account event"))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            legacy_numbers_added(vec![
+                membership("+441632960001", &[Service::TeamsOperatorConnect]),
+                membership(
+                    "+441632960002",
+                    &[Service::TeamsOperatorConnect, Service::TeamsDirectRouting],
+                ),
+            ]),
+            legacy_numbers_removed(&["+441632960001"]),
+        ]
+    );
+    let mut stream = vec![created(operator_connect_account())];
+    stream.extend(events);
+    stream.push(AccountEvent::AccountProvisioned { for_version: 1 });
+    let account: Account = replay(stream);
+    assert_eq!(account.version, 4);
+    let state = account.state.expect("the account exists");
+    assert_eq!(state.services, operator_connect_account());
+    assert_eq!(state.sync.status, ProvisioningStatus::Synced);
+    assert_eq!(state.sync.version, 1);
+}
+
+#[tokio::test]
+async fn legacy_number_events_do_not_make_a_provisioning_outcome_stale() {
+    framework()
+        .given(vec![
+            created(operator_connect_account()),
+            legacy_numbers_added(vec![membership(
+                "+441632960001",
+                &[Service::TeamsOperatorConnect],
+            )]),
+            legacy_numbers_removed(&["+441632960001"]),
+        ])
+        .when_async(AccountCommand::RecordProvisioned { for_version: 1 })
+        .await
+        .then_expect_events(vec![AccountEvent::AccountProvisioned { for_version: 1 }]);
 }
 
 // --- Sync state and provisioning outcomes ---
@@ -981,21 +1019,6 @@ async fn a_provisioning_outcome_for_a_missing_account_emits_nothing() {
         .then_expect_events(vec![]);
 }
 
-#[tokio::test]
-async fn number_changes_do_not_make_a_provisioning_outcome_stale() {
-    framework()
-        .given(vec![
-            created(operator_connect_account()),
-            numbers_added(vec![membership(
-                "+441632960001",
-                &[Service::TeamsOperatorConnect],
-            )]),
-        ])
-        .when_async(AccountCommand::RecordProvisioned { for_version: 1 })
-        .await
-        .then_expect_events(vec![AccountEvent::AccountProvisioned { for_version: 1 }]);
-}
-
 #[test]
 fn provisioning_outcomes_set_the_sync_state() {
     let failed: Account = replay(vec![
@@ -1080,39 +1103,6 @@ async fn retrying_the_provisioning_of_a_missing_account_is_refused() {
         .then_expect_error(DomainError::AccountNotFound(contoso()));
 }
 
-// --- number_count ---
-
-#[test]
-fn number_count_counts_the_numbers_using_each_service() {
-    let account: Account = replay(vec![
-        created(all_services()),
-        numbers_added(vec![
-            membership("+441632960001", &[Service::TeamsOperatorConnect]),
-            membership(
-                "+441632960002",
-                &[Service::TeamsOperatorConnect, Service::TeamsDirectRouting],
-            ),
-            membership("+441632960003", &[Service::TeamsDirectRouting]),
-            membership("+447700900001", &[Service::TeamsPhoneMobile]),
-        ]),
-        // A membership change replaces the number's services.
-        numbers_added(vec![membership(
-            "+441632960003",
-            &[Service::ZoomPhoneCloudPeering],
-        )]),
-        AccountEvent::NumbersRemoved {
-            numbers: numbers(&["+447700900001"]),
-        },
-    ]);
-    let state = account.state.unwrap();
-    assert_eq!(state.number_count(Service::TeamsOperatorConnect), 2);
-    assert_eq!(state.number_count(Service::TeamsDirectRouting), 1);
-    assert_eq!(state.number_count(Service::ZoomPhoneCloudPeering), 1);
-    assert_eq!(state.number_count(Service::TeamsPhoneMobile), 0);
-    assert_eq!(state.number_count(Service::AzureOperatorCallProtection), 0);
-    assert_eq!(state.numbers.len(), 3);
-}
-
 // --- The event contract ---
 
 #[test]
@@ -1120,7 +1110,7 @@ fn account_events_keep_their_stored_names_and_version() {
     let cases = [
         (created(direct_routing_account()), "AccountCreated"),
         (updated(direct_routing_account()), "AccountUpdated"),
-        (numbers_added(vec![]), "NumbersAdded"),
+        (legacy_numbers_added(vec![]), "NumbersAdded"),
         (
             AccountEvent::NumbersRemoved { numbers: vec![] },
             "NumbersRemoved",

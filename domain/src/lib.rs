@@ -9,7 +9,9 @@ pub mod number;
 pub mod service_details;
 pub mod values;
 
-pub use account::{Account, AccountCommand, AccountEvent, AccountState, NumberMembership};
+pub use account::{
+    Account, AccountCommand, AccountEvent, AccountState, NumberCounts, NumberMembership,
+};
 pub use civic_address::{
     CivicAddress, CivicAddressCommand, CivicAddressEvent, CivicAddressReport, CivicAddressState,
     Location, ValidationStatus,

@@ -43,6 +43,11 @@ impl Service {
         }
     }
 
+    /// The service of a wire name, if it is one.
+    pub fn from_wire_name(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.wire_name() == name)
+    }
+
     /// Operator Connect and Teams Phone Mobile numbers live in the enterprise's Teams tenant.
     pub fn is_teams_tenant_bound(self) -> bool {
         matches!(

@@ -16,7 +16,6 @@ use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row};
 
 use crate::filter::{CONSENT_ACCOUNT_SQL, Filter, Param, Resource, Sql, compile};
-use crate::write::NUMBER_COUNTS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -100,7 +99,7 @@ struct Source {
 const ACCOUNTS: Source = Source {
     resource: Resource::Accounts,
     from: "read_accounts a",
-    select: "a.state",
+    select: "a.state, a.number_counts",
     key: "a.name",
     live: "NOT a.deleted",
 };
@@ -249,33 +248,31 @@ fn state<T: DeserializeOwned>(row: &PgRow, what: &'static str) -> Result<T, Quer
     })
 }
 
-/// An account row's state: the aggregate's state without its numbers, and the counts per
-/// service (`write::account_row`). A row written before the counts were (it holds the numbers
-/// instead) has them counted here.
+/// An account row: the aggregate's state, and the counts of its numbers per service (the
+/// `number_counts` column, which the projector recounts from the number rows). A state written
+/// before the counts moved out of it may still hold `numbers` or `number_counts`: both are
+/// ignored.
 fn account_row(row: &PgRow) -> Result<AccountRow, QueryError> {
-    account_from_state(row.try_get("state")?)
+    account_from_parts(row.try_get("state")?, row.try_get("number_counts")?)
 }
 
-fn account_from_state(value: Option<serde_json::Value>) -> Result<AccountRow, QueryError> {
+fn account_from_parts(
+    value: Option<serde_json::Value>,
+    counts: serde_json::Value,
+) -> Result<AccountRow, QueryError> {
     let corrupt = |reason: String| QueryError::Corrupt {
         what: "account",
         reason,
     };
-    let mut value = value.ok_or_else(|| corrupt("a live row without state".to_string()))?;
-    let counts = value
-        .as_object_mut()
-        .and_then(|object| object.remove(NUMBER_COUNTS));
+    let value = value.ok_or_else(|| corrupt("a live row without state".to_string()))?;
     let state: AccountState =
         serde_json::from_value(value).map_err(|error| corrupt(error.to_string()))?;
-    let number_counts = match counts {
-        Some(counts) => {
-            serde_json::from_value(counts).map_err(|error| corrupt(error.to_string()))?
-        }
-        None => Service::ALL
-            .into_iter()
-            .map(|service| (service, state.number_count(service) as u64))
-            .collect(),
-    };
+    let counts: BTreeMap<String, u64> =
+        serde_json::from_value(counts).map_err(|error| corrupt(error.to_string()))?;
+    let number_counts = counts
+        .into_iter()
+        .filter_map(|(name, count)| Service::from_wire_name(&name).map(|s| (s, count)))
+        .collect();
     Ok(AccountRow {
         state,
         number_counts,
@@ -598,8 +595,7 @@ pub async fn recent_activity(pool: &PgPool, top: u32) -> Result<Vec<Activity>, Q
 #[cfg(test)]
 mod tests {
     use domain::{
-        AccountName, AccountServices, E164, PlainService, ProvisioningStatus, SyncState,
-        SyncableService,
+        AccountName, AccountServices, PlainService, ProvisioningStatus, SyncState, SyncableService,
     };
     use serde_json::json;
 
@@ -607,7 +603,6 @@ mod tests {
     use crate::write;
 
     fn account() -> AccountState {
-        let number = |n: &str| E164::parse(n).expect("a number");
         AccountState {
             name: AccountName::parse("contoso").expect("a name"),
             correlation_id: None,
@@ -623,20 +618,6 @@ mod tests {
                 azure_operator_call_protection: Some(PlainService { enabled: false }),
                 ..AccountServices::default()
             },
-            numbers: [
-                ("+15105850001", vec![Service::TeamsOperatorConnect]),
-                (
-                    "+15105850002",
-                    vec![
-                        Service::TeamsOperatorConnect,
-                        Service::ZoomPhoneCloudPeering,
-                    ],
-                ),
-                ("+15105850003", vec![Service::ZoomPhoneCloudPeering]),
-            ]
-            .into_iter()
-            .map(|(n, services)| (number(n), services))
-            .collect(),
             sync: SyncState {
                 status: ProvisioningStatus::Pending,
                 errors: Vec::new(),
@@ -647,53 +628,44 @@ mod tests {
     }
 
     #[test]
-    fn an_account_row_holds_the_state_without_numbers_and_the_counts_per_service() {
+    fn an_account_row_holds_the_state_and_reads_the_counts_beside_it() {
         let state = account();
         let row = write::account_row(Some(&state));
-        assert_eq!(row.number_count, Some(3));
         let stored = row.state.expect("a state");
+        assert_eq!(stored, serde_json::to_value(&state).expect("serialisable"));
 
-        // Every field of the state but the numbers, whatever fields AccountState gains.
-        let mut expected = serde_json::to_value(&state).expect("serialisable");
-        let object = expected.as_object_mut().expect("an object");
-        object.remove("numbers").expect("the state has numbers");
-        object.insert(
-            NUMBER_COUNTS.to_string(),
-            json!({"teamsOperatorConnect": 2, "teamsPhoneMobile": 0, "teamsDirectRouting": 0,
-                   "zoomPhoneCloudPeering": 2, "azureOperatorCallProtection": 0}),
-        );
-        assert_eq!(stored, expected);
-
-        // Read back: the state without its numbers, and the counts the aggregate would give.
-        let read = account_from_state(Some(stored)).expect("readable");
-        let mut without_numbers = state.clone();
-        without_numbers.numbers.clear();
-        assert_eq!(read.state, without_numbers);
-        for service in Service::ALL {
-            assert_eq!(
-                read.number_count(service),
-                state.number_count(service) as u64,
-                "{service:?}"
-            );
-        }
+        let counts = json!({"teamsOperatorConnect": 2, "zoomPhoneCloudPeering": 1});
+        let read = account_from_parts(Some(stored), counts).expect("readable");
+        assert_eq!(read.state, state);
+        assert_eq!(read.number_count(Service::TeamsOperatorConnect), 2);
+        assert_eq!(read.number_count(Service::ZoomPhoneCloudPeering), 1);
+        assert_eq!(read.number_count(Service::TeamsPhoneMobile), 0);
     }
 
     #[test]
-    fn an_account_row_written_with_its_numbers_is_counted_when_read() {
+    fn an_account_row_written_before_the_counts_moved_out_still_reads() {
         let state = account();
-        let old = serde_json::to_value(&state).expect("serialisable");
-        let read = account_from_state(Some(old)).expect("readable");
+        let mut old = serde_json::to_value(&state).expect("serialisable");
+        let object = old.as_object_mut().expect("an object");
+        object.insert(
+            "numbers".into(),
+            json!({"+15105850001": ["teamsOperatorConnect"]}),
+        );
+        object.insert("number_counts".into(), json!({"teamsOperatorConnect": 1}));
+        let read = account_from_parts(Some(old), json!({})).expect("readable");
         assert_eq!(read.state, state);
-        assert_eq!(read.number_count(Service::TeamsOperatorConnect), 2);
-        assert_eq!(read.number_count(Service::ZoomPhoneCloudPeering), 2);
-        assert_eq!(read.number_count(Service::TeamsPhoneMobile), 0);
+        assert_eq!(read.number_count(Service::TeamsOperatorConnect), 0);
 
         assert!(matches!(
-            account_from_state(None),
+            account_from_parts(None, json!({})),
             Err(QueryError::Corrupt { .. })
         ));
         assert!(matches!(
-            account_from_state(Some(json!({"name": "contoso", "number_counts": 3}))),
+            account_from_parts(Some(json!({"name": "contoso"})), json!({})),
+            Err(QueryError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            account_from_parts(Some(serde_json::to_value(&state).unwrap()), json!([1])),
             Err(QueryError::Corrupt { .. })
         ));
     }

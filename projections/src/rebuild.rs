@@ -127,6 +127,18 @@ pub async fn rebuild(store: &EventStore, target: Target) -> Result<RebuildReport
         .await?;
 
     let mut tx = pool.begin().await?;
+    let counts = matches!(target, Target::Table(Kind::Account | Kind::Number));
+    if counts {
+        // Before the table's lock: recounts take the counts' lock before the tables'.
+        crate::write::lock_all_counts(&mut tx).await?;
+    }
+    if target == Target::Table(Kind::Number) {
+        // The swap writes the accounts' counts: it waits for projector batches writing account
+        // rows first, as they lock the accounts before the numbers.
+        sqlx::query("LOCK TABLE read_accounts IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+    }
     // Projectors wait here; readers too, for the moment of the swap.
     sqlx::query(&format!("LOCK TABLE {live} IN ACCESS EXCLUSIVE MODE"))
         .execute(&mut *tx)
@@ -156,6 +168,16 @@ pub async fn rebuild(store: &EventStore, target: Target) -> Result<RebuildReport
         }
         Target::AuditLog => copy_audit_in(&mut tx, &fresh, &watermark).await?,
     };
+    // The counts of each account's numbers, from the number rows as they are now.
+    match target {
+        Target::Table(Kind::Account) => {
+            crate::write::recount_all(&mut tx, &fresh, "read_numbers").await?
+        }
+        Target::Table(Kind::Number) => {
+            crate::write::recount_all(&mut tx, "read_accounts", &fresh).await?
+        }
+        _ => {}
+    }
     let renames = index_renames(&mut tx, live, &fresh).await?;
     sqlx::query(&format!("ALTER TABLE {live} RENAME TO {live}_replaced"))
         .execute(&mut *tx)
@@ -332,7 +354,6 @@ async fn insert_rows(
     let mut sync = Vec::with_capacity(rows.len());
     let mut states = Vec::with_capacity(rows.len());
     let mut services = Vec::with_capacity(rows.len());
-    let mut counts = Vec::with_capacity(rows.len());
     let mut texts: Vec<Vec<Option<String>>> =
         vec![Vec::with_capacity(rows.len()); text_columns.len()];
     for (id, version, row) in rows {
@@ -350,7 +371,6 @@ async fn insert_rows(
                 .collect::<Vec<_>>()
                 .join(",")
         ));
-        counts.push(row.number_count.unwrap_or(0));
         // Deleted rows carry no text columns: fill by position.
         for (i, column) in text_columns.iter().enumerate() {
             let value = row
@@ -399,13 +419,6 @@ async fn insert_rows(
         selects.push("sv::text[]".into());
         unnest.push(format!("${parameter}::text[]"));
         aliases.push("sv".into());
-        parameter += 1;
-    }
-    if kind == Kind::Account {
-        columns.push("number_count".into());
-        selects.push("c".into());
-        unnest.push(format!("${parameter}::bigint[]"));
-        aliases.push("c".into());
     }
     let sql = format!(
         "INSERT INTO {table} ({}) SELECT {} FROM UNNEST({}) AS r({})",
@@ -425,9 +438,6 @@ async fn insert_rows(
     }
     if kind.has_services() {
         query = query.bind(services);
-    }
-    if kind == Kind::Account {
-        query = query.bind(counts);
     }
     query.execute(store.pool()).await?;
     Ok(())

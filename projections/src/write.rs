@@ -98,9 +98,14 @@ pub async fn project(
     // Rebuild first, then take a connection for the write: a projection never holds two.
     let (version, row) = rebuilt_row(store, kind, id).await?;
     let mut tx = store.pool().begin().await?;
-    let moved = write_rows(&mut tx, kind, table, vec![(id.to_string(), version, row)]).await?;
+    let rows = vec![(id.to_string(), version, row)];
+    let counted = counted_accounts(&mut tx, kind, &rows).await?;
+    let moved = write_rows(&mut tx, kind, table, rows).await?;
     record_audit(&mut tx, &moved).await?;
     tx.commit().await?;
+    if table == kind.table().0 {
+        recount_accounts(store.pool(), &counted).await?;
+    }
     Ok(moved
         .first()
         .map_or(Projected::Unchanged, |m| Projected::Advanced {
@@ -149,12 +154,20 @@ pub async fn project_batch(
         rows.push((kind, rebuilt_rows(store, kind, ids).await?));
     }
     let mut tx = store.pool().begin().await?;
+    // The accounts whose counts of numbers the batch may change, read before the rows move.
+    let mut counted = Vec::new();
+    for (kind, rows) in &rows {
+        counted.extend(counted_accounts(&mut tx, *kind, rows).await?);
+    }
     let mut moved = Vec::new();
     for (kind, rows) in rows {
         moved.extend(write_rows(&mut tx, kind, kind.table().0, rows).await?);
     }
     record_audit(&mut tx, &moved).await?;
     tx.commit().await?;
+    // Recounted even when no row moved: a batch redelivered after a crash between its commit
+    // and its recount recounts then.
+    recount_accounts(store.pool(), &counted).await?;
     Ok(moved)
 }
 
@@ -230,7 +243,6 @@ pub struct Row {
     pub deleted: bool,
     pub text: Vec<(&'static str, Option<String>)>,
     pub services: Vec<String>,
-    pub number_count: Option<i64>,
     pub state: Option<serde_json::Value>,
     pub sync_status: String,
 }
@@ -241,13 +253,9 @@ fn services(list: impl IntoIterator<Item = Service>) -> Vec<String> {
         .collect()
 }
 
-/// The key of an account row's `state` that holds how many of the account's numbers use each
-/// service: an object from every service's wire name to its count.
-pub const NUMBER_COUNTS: &str = "number_counts";
-
-/// An account's row. Its `state` is the aggregate's state as serde writes it without the map of
-/// the account's numbers (about 44 KB with 1,000 numbers, which the accounts list would move and
-/// parse for every account) and with [`NUMBER_COUNTS`] instead; `query::accounts` reads it back.
+/// An account's row: the aggregate's state. The counts of its numbers are columns of the row
+/// (`number_count`, `number_counts`) that only [`recount`] writes, from the number rows: an
+/// account's events do not change when its numbers do.
 pub fn account_row(state: Option<&AccountState>) -> Row {
     let Some(state) = state else {
         return deleted_row(Kind::Account);
@@ -255,19 +263,6 @@ pub fn account_row(state: Option<&AccountState>) -> Row {
     let enabled = Service::ALL
         .into_iter()
         .filter(|s| state.services.is_enabled(*s));
-    // Every field of AccountState, whatever fields it gains, but `numbers`.
-    let mut listed = serde_json::to_value(state).ok();
-    if let Some(serde_json::Value::Object(fields)) = &mut listed {
-        fields.remove("numbers");
-        fields.insert(
-            NUMBER_COUNTS.to_string(),
-            Service::ALL
-                .into_iter()
-                .map(|s| (s.wire_name().to_string(), json!(state.number_count(s))))
-                .collect::<serde_json::Map<_, _>>()
-                .into(),
-        );
-    }
     Row {
         deleted: false,
         text: vec![(
@@ -279,10 +274,153 @@ pub fn account_row(state: Option<&AccountState>) -> Row {
                 .map(ToString::to_string),
         )],
         services: services(enabled),
-        number_count: Some(state.numbers.len() as i64),
-        state: listed,
+        state: serde_json::to_value(state).ok(),
         sync_status: state.sync.status.as_str().to_string(),
     }
+}
+
+/// The accounts whose counts of numbers writing `rows` (of `kind`) may change: the accounts
+/// written, and for numbers the account each belonged to and belongs to now.
+pub(crate) async fn counted_accounts(
+    tx: &mut Transaction<'_, Postgres>,
+    kind: Kind,
+    rows: &[(String, u64, Row)],
+) -> Result<Vec<String>, ProjectionError> {
+    match kind {
+        Kind::Account => Ok(rows.iter().map(|(id, _, _)| id.clone()).collect()),
+        Kind::Number => {
+            let ids: Vec<&str> = rows.iter().map(|(id, _, _)| id.as_str()).collect();
+            let mut accounts: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT account_name FROM read_numbers \
+                  WHERE telephone_number = ANY($1) AND account_name IS NOT NULL",
+            )
+            .bind(&ids)
+            .fetch_all(&mut **tx)
+            .await?;
+            for (_, _, row) in rows {
+                let account = row
+                    .text
+                    .iter()
+                    .find(|(column, _)| *column == "account_name")
+                    .and_then(|(_, value)| value.clone());
+                accounts.extend(account);
+            }
+            Ok(accounts)
+        }
+        Kind::Consent | Kind::CivicAddress => Ok(Vec::new()),
+    }
+}
+
+/// The advisory lock of the counts: recounts of some accounts share it, a recount of all takes
+/// it alone.
+const COUNTS_LOCK: &str = "hashtextextended('nmp.read_counts', 0)";
+
+/// Recounts the numbers of `accounts` into their live rows, in a transaction of its own taken
+/// after the rows it counts are committed. Each account's lock is held before the counting
+/// statement takes its snapshot, so recounts of one account run one after the other and the
+/// last one sees every number row committed before it: the count left is never older than the
+/// rows. (Counting inside a batch's own transaction would miss another batch's rows, uncommitted
+/// when counted, and that batch's count would miss these.)
+pub(crate) async fn recount_accounts(
+    pool: &sqlx::PgPool,
+    accounts: &[String],
+) -> Result<(), ProjectionError> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let mut accounts = accounts.to_vec();
+    accounts.sort();
+    accounts.dedup();
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!(
+        "SELECT pg_advisory_xact_lock_shared({COUNTS_LOCK})"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('nmp.read_counts:' || a, 0)) \
+           FROM (SELECT unnest($1::text[]) AS a ORDER BY 1) AS wanted",
+    )
+    .bind(&accounts)
+    .execute(&mut *tx)
+    .await?;
+    recount(&mut tx, "read_accounts", "read_numbers", Some(&accounts)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Recounts the numbers of every account of `accounts_table` from `numbers_table`, holding the
+/// counts' lock alone. Take it before any table lock: recounts of some accounts take the
+/// counts' lock first, then the tables'.
+pub(crate) async fn recount_all(
+    tx: &mut Transaction<'_, Postgres>,
+    accounts_table: &str,
+    numbers_table: &str,
+) -> Result<(), ProjectionError> {
+    lock_all_counts(tx).await?;
+    recount(tx, accounts_table, numbers_table, None).await
+}
+
+/// Recounts the numbers of every account of `accounts_table` (the live table, or one being
+/// built) from `numbers_table`, in a transaction of its own.
+pub async fn recount_table(
+    pool: &sqlx::PgPool,
+    accounts_table: &str,
+    numbers_table: &str,
+) -> Result<(), ProjectionError> {
+    let mut tx = pool.begin().await?;
+    recount_all(&mut tx, accounts_table, numbers_table).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Takes the counts' lock alone, until the transaction ends.
+pub(crate) async fn lock_all_counts(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), ProjectionError> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({COUNTS_LOCK})"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes the counts of the live numbers of `accounts` (all accounts with `None`) into the
+/// account rows of `accounts_table`, counted from `numbers_table`.
+async fn recount(
+    tx: &mut Transaction<'_, Postgres>,
+    accounts_table: &str,
+    numbers_table: &str,
+    accounts: Option<&[String]>,
+) -> Result<(), ProjectionError> {
+    let (scope, numbers_scope) = match accounts {
+        Some([]) => return Ok(()),
+        Some(_) => ("a.name = ANY($1)", "AND n.account_name = ANY($1)"),
+        None => ("true", ""),
+    };
+    let sql = format!(
+        "WITH totals AS (SELECT n.account_name, count(*) AS total FROM {numbers_table} n \
+                          WHERE NOT n.deleted {numbers_scope} GROUP BY 1), \
+              per AS (SELECT n.account_name, s, count(*) AS k \
+                        FROM {numbers_table} n, unnest(n.services) AS s \
+                       WHERE NOT n.deleted {numbers_scope} GROUP BY 1, 2), \
+              by_service AS (SELECT account_name, jsonb_object_agg(s, k) AS counts \
+                               FROM per GROUP BY 1) \
+         UPDATE {accounts_table} a \
+            SET number_count = COALESCE(t.total, 0), \
+                number_counts = COALESCE(b.counts, '{{}}'::jsonb) \
+           FROM {accounts_table} a2 \
+           LEFT JOIN totals t ON t.account_name = a2.name \
+           LEFT JOIN by_service b ON b.account_name = a2.name \
+          WHERE a.name = a2.name AND {scope} \
+            AND (a.number_count IS DISTINCT FROM COALESCE(t.total, 0) \
+                 OR a.number_counts IS DISTINCT FROM COALESCE(b.counts, '{{}}'::jsonb))"
+    );
+    let mut query = sqlx::query(&sql);
+    if let Some(accounts) = accounts {
+        query = query.bind(accounts);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 pub fn number_row(state: Option<&NumberState>) -> Row {
@@ -321,7 +459,6 @@ pub fn number_row(state: Option<&NumberState>) -> Row {
             ),
         ],
         services: services(state.details.enabled_services()),
-        number_count: None,
         state: serde_json::to_value(state).ok(),
         sync_status: state.sync.status.as_str().to_string(),
     }
@@ -344,7 +481,6 @@ pub fn consent_row(state: Option<&ConsentState>) -> Row {
             ),
         ],
         services: Vec::new(),
-        number_count: None,
         state: serde_json::to_value(state).ok(),
         sync_status: state.sync.status.as_str().to_string(),
     }
@@ -400,7 +536,6 @@ pub fn civic_address_row(state: Option<&CivicAddressState>) -> Row {
             ),
         ],
         services: Vec::new(),
-        number_count: None,
         state: Some(resource),
         sync_status: "synced".to_string(),
     }
@@ -516,7 +651,6 @@ pub async fn write_rows(
     let mut sync = Vec::with_capacity(rows.len());
     let mut states = Vec::with_capacity(rows.len());
     let mut services = Vec::with_capacity(rows.len());
-    let mut counts = Vec::with_capacity(rows.len());
     let mut texts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rows.len()); text.len()];
     for (id, version, row) in rows {
         moved.push(Moved {
@@ -539,7 +673,6 @@ pub async fn write_rows(
                 .collect::<Vec<_>>()
                 .join(",")
         ));
-        counts.push(row.number_count.unwrap_or(0));
         let mut values = row.text;
         for (column, out) in text.iter().zip(texts.iter_mut()) {
             out.push(
@@ -588,12 +721,6 @@ pub async fn write_rows(
         arrays.push(format!("${}::text[]", arrays.len() + 1));
         aliases.push("sv".into());
     }
-    if kind == Kind::Account {
-        columns.push("number_count");
-        selects.push("c".into());
-        arrays.push(format!("${}::bigint[]", arrays.len() + 1));
-        aliases.push("c".into());
-    }
     let updates: Vec<String> = columns
         .iter()
         .skip(1)
@@ -619,9 +746,6 @@ pub async fn write_rows(
     }
     if kind.has_services() {
         query = query.bind(services);
-    }
-    if kind == Kind::Account {
-        query = query.bind(counts);
     }
     query.execute(&mut **tx).await?;
     Ok(moved)

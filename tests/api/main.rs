@@ -14,6 +14,7 @@ mod etags;
 mod event_store;
 mod examples;
 mod lists;
+mod membership;
 mod nats_api;
 mod numbers;
 mod projections;

@@ -96,10 +96,11 @@ pub async fn get_account(state: &AppState, account: &str) -> Result<Outcome, Api
         .state
         .as_ref()
         .ok_or_else(|| ApiError::not_found(&format!("account '{name}'")))?;
+    let numbers = state.commands.account_number_counts(&name).await?;
     Ok(Outcome::resource(
         StatusCode::OK,
         loaded.version,
-        AccountResource::from_state(account),
+        AccountResource::from_state(account, &numbers),
     ))
 }
 
@@ -131,10 +132,11 @@ pub async fn put_account(
         .state
         .as_ref()
         .ok_or_else(|| vanished("account"))?;
+    let numbers = state.commands.account_number_counts(&name).await?;
     Ok(Outcome::resource(
         status,
         loaded.version,
-        AccountResource::from_state(account),
+        AccountResource::from_state(account, &numbers),
     ))
 }
 
@@ -154,10 +156,11 @@ pub async fn retry_account_provisioning(
         .state
         .as_ref()
         .ok_or_else(|| vanished("account"))?;
+    let numbers = state.commands.account_number_counts(&name).await?;
     Ok(Outcome::resource(
         StatusCode::OK,
         loaded.version,
-        AccountResource::from_state(account),
+        AccountResource::from_state(account, &numbers),
     ))
 }
 

@@ -15,8 +15,8 @@ use cqrs_es::event_sink::EventSink;
 use domain::{
     Account, AccountCommand, AccountEvent, AccountName, AccountServices, Comment, Consent,
     ConsentCommand, ConsentReport, DomainError, E164, Identifier, Number, NumberCommand,
-    NumberDetails, NumberMembership, ProvisioningError, RelationshipChange, RelationshipStatus,
-    SipHeaderValue, TenantId, TicketId,
+    NumberCounts, NumberDetails, NumberState, ProvisioningError, RelationshipChange,
+    RelationshipStatus, Service, SipHeaderValue, TenantId, TicketId,
 };
 use store::{Changes, EventMetadata, EventStore, Loaded, StoreError, TenantLink};
 
@@ -151,6 +151,15 @@ impl CommandService {
         Ok(self.store.load::<Account>(name.as_str()).await?)
     }
 
+    /// How many numbers an account holds, by service, as committed now.
+    pub async fn account_number_counts(
+        &self,
+        name: &AccountName,
+    ) -> Result<NumberCounts, CommandError> {
+        let groups = self.store.member_counts(name.as_str()).await?;
+        Ok(number_counts(groups))
+    }
+
     pub async fn number(&self, number: &E164) -> Result<Loaded<Number>, CommandError> {
         Ok(self.store.load::<Number>(number.as_str()).await?)
     }
@@ -191,12 +200,27 @@ impl CommandService {
                 .state
                 .as_ref()
                 .and_then(|s| s.services.teams_tenant_id.clone());
+            // Changing the services of an account with numbers is decided on its memberships,
+            // which must not change until the decision is committed.
+            let mut lock = None;
+            let mut numbers = NumberCounts::default();
+            if loaded
+                .aggregate
+                .state
+                .as_ref()
+                .is_some_and(|state| state.services != services)
+            {
+                let mut held = self.store.lock_accounts(&[name.as_str()]).await?;
+                numbers = number_counts(held.member_counts(name.as_str()).await?);
+                lock = Some(held);
+            }
             let events = decide(
                 &mut loaded.aggregate,
                 AccountCommand::CreateOrReplace {
                     name: name.clone(),
                     correlation_id: correlation_id.clone(),
                     services: services.clone(),
+                    numbers,
                 },
             )
             .await?;
@@ -213,7 +237,10 @@ impl CommandService {
                     },
                 });
             }
-            self.store.commit(changes, metadata).await?;
+            match lock {
+                Some(lock) => lock.commit(changes, metadata).await?,
+                None => self.store.commit(changes, metadata).await?,
+            }
             loaded.version += events.len() as u64;
             Ok((loaded, created))
         })
@@ -236,41 +263,56 @@ impl CommandService {
                 return Err(DomainError::AccountNotFound(name.clone()).into());
             };
             preconditions.check(true, loaded.version)?;
+            // The account's numbers cannot change from here to the commit.
+            let mut lock = self.store.lock_accounts(&[name.as_str()]).await?;
+            let members: Vec<E164> = if state.deleting {
+                Vec::new()
+            } else {
+                lock.members(name.as_str())
+                    .await?
+                    .into_iter()
+                    .map(|m| {
+                        E164::parse(m.telephone_number).map_err(|error| {
+                            StoreError::Corrupt(format!("account_numbers of {name}: {error}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
             let mut changes = Changes::new();
             let mut awaiting_release = Vec::new();
-            if !state.deleting && !state.numbers.is_empty() {
-                let numbers: Vec<E164> = state.numbers.keys().cloned().collect();
-                let ids: Vec<String> = numbers.iter().map(E164::to_string).collect();
-                let loaded_numbers = self.store.load_many::<Number>(&ids).await?;
-                for (number, mut loaded_number) in numbers.into_iter().zip(loaded_numbers) {
-                    if !delete_numbers {
-                        // Only those already being deleted; the account decides on the rest.
-                        if loaded_number
-                            .aggregate
-                            .state
-                            .as_ref()
-                            .is_some_and(|s| s.deleting)
-                        {
-                            awaiting_release.push(number);
-                        }
-                        continue;
+            let ids: Vec<String> = members.iter().map(E164::to_string).collect();
+            let loaded_numbers = lock.load_many::<Number>(&ids).await?;
+            for (number, mut loaded_number) in members.iter().zip(loaded_numbers) {
+                if !delete_numbers {
+                    // Only those already being deleted; the account decides on the rest.
+                    if loaded_number
+                        .aggregate
+                        .state
+                        .as_ref()
+                        .is_some_and(|s| s.deleting)
+                    {
+                        awaiting_release.push(number.clone());
                     }
-                    let number_events = decide(
-                        &mut loaded_number.aggregate,
-                        NumberCommand::Delete {
-                            telephone_number: number.clone(),
-                            account: name.clone(),
-                        },
-                    )
-                    .await?;
-                    changes.append_after::<Number>(
-                        number.as_str(),
-                        &loaded_number,
-                        &number_events,
-                    )?;
-                    if loaded_number.aggregate.state.is_some() {
-                        awaiting_release.push(number);
-                    }
+                    continue;
+                }
+                let before = loaded_number.aggregate.state.clone();
+                let number_events = decide(
+                    &mut loaded_number.aggregate,
+                    NumberCommand::Delete {
+                        telephone_number: number.clone(),
+                        account: name.clone(),
+                    },
+                )
+                .await?;
+                changes.append_after::<Number>(number.as_str(), &loaded_number, &number_events)?;
+                track_membership(
+                    &mut changes,
+                    number,
+                    before.as_ref(),
+                    loaded_number.aggregate.state.as_ref(),
+                );
+                if loaded_number.aggregate.state.is_some() {
+                    awaiting_release.push(number.clone());
                 }
             }
             let events = decide(
@@ -278,12 +320,13 @@ impl CommandService {
                 AccountCommand::Delete {
                     account: name.clone(),
                     delete_numbers,
+                    members,
                     awaiting_release,
                 },
             )
             .await?;
             append_account_events(&mut changes, name, &loaded, &events)?;
-            self.store.commit(changes, metadata).await?;
+            lock.commit(changes, metadata).await?;
             Ok(())
         })
         .await
@@ -328,7 +371,7 @@ impl CommandService {
     ) -> Result<Vec<UpsertedNumber>, CommandError> {
         refuse_duplicates(items.iter().map(|(number, _)| number))?;
         self.with_retries(preconditions, || async {
-            let mut loaded_account = self.store.load::<Account>(account.as_str()).await?;
+            let loaded_account = self.store.load::<Account>(account.as_str()).await?;
             let Some(account_state) = &loaded_account.aggregate.state else {
                 return Err(DomainError::AccountNotFound(account.clone()).into());
             };
@@ -340,7 +383,6 @@ impl CommandService {
             let mut changes = Changes::new();
             let mut refusals = Vec::new();
             let mut outcomes = Vec::with_capacity(items.len());
-            let mut memberships = Vec::with_capacity(items.len());
             for (index, ((number, details), mut loaded)) in items.iter().zip(numbers).enumerate() {
                 let owned = loaded
                     .aggregate
@@ -349,6 +391,7 @@ impl CommandService {
                     .is_some_and(|s| &s.account == account);
                 preconditions.check(owned, loaded.version)?;
                 let created = loaded.aggregate.state.is_none();
+                let before = loaded.aggregate.state.clone();
                 let decided = decide(
                     &mut loaded.aggregate,
                     NumberCommand::AddOrUpdate {
@@ -364,10 +407,12 @@ impl CommandService {
                     Ok(events) => {
                         changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
                         loaded.version += events.len() as u64;
-                        memberships.push(NumberMembership {
-                            telephone_number: number.clone(),
-                            services: details.enabled_services(),
-                        });
+                        track_membership(
+                            &mut changes,
+                            number,
+                            before.as_ref(),
+                            loaded.aggregate.state.as_ref(),
+                        );
                         outcomes.push(UpsertedNumber {
                             number: loaded,
                             created,
@@ -378,15 +423,8 @@ impl CommandService {
             if !refusals.is_empty() {
                 return Err(CommandError::BatchRefused(refusals));
             }
-            let account_events = decide(
-                &mut loaded_account.aggregate,
-                AccountCommand::AddNumbers {
-                    account: account.clone(),
-                    numbers: memberships,
-                },
-            )
-            .await?;
-            changes.append_after::<Account>(account.as_str(), &loaded_account, &account_events)?;
+            // Decided on the account's services: committed only if the account is unchanged.
+            changes.share_account(account.as_str(), loaded_account.version);
             self.store.commit(changes, metadata).await?;
             Ok(outcomes)
         })
@@ -427,7 +465,7 @@ impl CommandService {
     ) -> Result<(), CommandError> {
         refuse_duplicates(numbers.iter())?;
         self.with_retries(preconditions, || async {
-            let mut loaded_account = self.store.load::<Account>(account.as_str()).await?;
+            let loaded_account = self.store.load::<Account>(account.as_str()).await?;
             if !loaded_account.aggregate.exists() {
                 return Err(DomainError::AccountNotFound(account.clone()).into());
             }
@@ -446,6 +484,7 @@ impl CommandService {
                 if owned {
                     preconditions.check(true, loaded.version)?;
                 }
+                let before = loaded.aggregate.state.clone();
                 let decided = decide(
                     &mut loaded.aggregate,
                     NumberCommand::Delete {
@@ -458,6 +497,12 @@ impl CommandService {
                     Err(error) => refusals.push(ItemRefusal { index, error }),
                     Ok(events) => {
                         changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
+                        track_membership(
+                            &mut changes,
+                            number,
+                            before.as_ref(),
+                            loaded.aggregate.state.as_ref(),
+                        );
                         if loaded.aggregate.state.is_none() {
                             gone.push(number.clone());
                         }
@@ -467,17 +512,9 @@ impl CommandService {
             if !refusals.is_empty() {
                 return Err(CommandError::BatchRefused(refusals));
             }
-            let account_events = decide(
-                &mut loaded_account.aggregate,
-                AccountCommand::RemoveNumbers {
-                    account: account.clone(),
-                    numbers: gone,
-                },
-            )
-            .await?;
-            append_account_events(&mut changes, account, &loaded_account, &account_events)?;
-            self.store.commit(changes, metadata).await?;
-            Ok(())
+            let mut departures = BTreeMap::new();
+            departures.insert(account.clone(), (loaded_account, gone));
+            self.commit_departures(changes, departures, metadata).await
         })
         .await
     }
@@ -515,6 +552,10 @@ impl CommandService {
             .await?;
             let mut changes = Changes::new();
             changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
+            if !events.is_empty() {
+                // Decided on the account's services: committed only if the account is unchanged.
+                changes.share_account(account.as_str(), loaded_account.version);
+            }
             self.store.commit(changes, metadata).await?;
             loaded.version += events.len() as u64;
             Ok(loaded)
@@ -654,28 +695,77 @@ impl CommandService {
             let mut changes = Changes::new();
             for (id, (loaded, events)) in &numbers {
                 changes.append_after::<Number>(id, loaded, events)?;
+                // A confirmed release is the only outcome that changes a membership.
+                if !events.is_empty() && loaded.aggregate.state.is_none() {
+                    changes.remove_member(id);
+                }
             }
             let names: Vec<String> = released.keys().map(AccountName::to_string).collect();
             let accounts = self.store.load_many::<Account>(&names).await?;
-            for ((name, gone), mut loaded_account) in released.into_iter().zip(accounts) {
-                if !loaded_account.aggregate.exists() {
-                    // Nothing to leave: the membership went with the account.
-                    continue;
-                }
-                let events = decide(
-                    &mut loaded_account.aggregate,
-                    AccountCommand::RemoveNumbers {
-                        account: name.clone(),
-                        numbers: gone,
-                    },
-                )
-                .await?;
-                append_account_events(&mut changes, &name, &loaded_account, &events)?;
-            }
-            self.store.commit(changes, metadata).await?;
-            Ok(())
+            let departures = released
+                .into_iter()
+                .zip(accounts)
+                .map(|((name, gone), loaded)| (name, (loaded, gone)))
+                .collect();
+            self.commit_departures(changes, departures, metadata).await
         })
         .await
+    }
+
+    /// Commits `changes`, in which numbers leave accounts (`departures`: each account as loaded
+    /// with the numbers that leave it). Each account must still be at the version loaded (a
+    /// number write shares its lock); an account being deleted is locked exclusively instead, and
+    /// goes in the same commit when no number is left.
+    async fn commit_departures(
+        &self,
+        mut changes: Changes,
+        departures: BTreeMap<AccountName, (Loaded<Account>, Vec<E164>)>,
+        metadata: &EventMetadata,
+    ) -> Result<(), CommandError> {
+        let deleting: Vec<&str> = departures
+            .iter()
+            .filter(|(_, (loaded, gone))| {
+                !gone.is_empty() && loaded.aggregate.state.as_ref().is_some_and(|s| s.deleting)
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let mut lock = if deleting.is_empty() {
+            None
+        } else {
+            Some(self.store.lock_accounts(&deleting).await?)
+        };
+        for (name, (mut loaded, gone)) in departures {
+            if !loaded.aggregate.exists() {
+                // Nothing to leave: the membership went with the account.
+                continue;
+            }
+            let deleting = loaded.aggregate.state.as_ref().is_some_and(|s| s.deleting);
+            match lock.as_mut().filter(|_| deleting && !gone.is_empty()) {
+                Some(lock) => {
+                    let remaining = lock
+                        .members(name.as_str())
+                        .await?
+                        .iter()
+                        .filter(|m| !gone.iter().any(|n| n.as_str() == m.telephone_number))
+                        .count() as u64;
+                    let events = decide(
+                        &mut loaded.aggregate,
+                        AccountCommand::CompleteDeletion {
+                            account: name.clone(),
+                            remaining_numbers: remaining,
+                        },
+                    )
+                    .await?;
+                    append_account_events(&mut changes, &name, &loaded, &events)?;
+                }
+                None => changes.share_account(name.as_str(), loaded.version),
+            }
+        }
+        match lock {
+            Some(lock) => lock.commit(changes, metadata).await?,
+            None => self.store.commit(changes, metadata).await?,
+        }
+        Ok(())
     }
 
     /// Records the backend's answer for the change made to an account at `for_version`; a
@@ -830,6 +920,43 @@ impl CommandService {
         })
         .await
     }
+}
+
+/// Queues the membership change that a number's events made: a number that exists belongs to
+/// its account with the services it uses; one that is gone belongs to none.
+fn track_membership(
+    changes: &mut Changes,
+    number: &E164,
+    before: Option<&NumberState>,
+    after: Option<&NumberState>,
+) {
+    let services = |state: &NumberState| state.details.enabled_services();
+    match (before, after) {
+        (Some(before), Some(after))
+            if before.account == after.account && services(before) == services(after) => {}
+        (_, Some(after)) => changes.set_member(
+            after.account.as_str(),
+            number.as_str(),
+            services(after)
+                .into_iter()
+                .map(|s| s.wire_name().to_string())
+                .collect(),
+        ),
+        (Some(_), None) => changes.remove_member(number.as_str()),
+        (None, None) => {}
+    }
+}
+
+/// Counts from the event store's groups of memberships; a service name nmp does not know (none
+/// is ever written) counts under no service.
+fn number_counts(groups: Vec<(Vec<String>, u64)>) -> NumberCounts {
+    NumberCounts::from_groups(groups.into_iter().map(|(services, count)| {
+        let services = services
+            .iter()
+            .filter_map(|name| Service::from_wire_name(name))
+            .collect();
+        (services, count)
+    }))
 }
 
 /// Appends an account's events to `changes`; when they delete the account, its tenant link

@@ -166,7 +166,6 @@ fn cannot_push(code: &str, message: String) -> ProvisioningError {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use domain::{
         AccountName, AccountServices, Capability, E164, NumberDetails, SyncState, SyncableService,
@@ -194,7 +193,6 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            numbers: BTreeMap::new(),
             sync: SyncState::pending(1),
             deleting: false,
         }

@@ -31,6 +31,9 @@ pub enum StoreError {
     Conflict,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A row the store wrote holds what no writer could have written.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
     #[error("cannot serialise an event: {0}")]
     Serialize(#[source] serde_json::Error),
     #[error("stored event {aggregate_type}/{aggregate_id}#{sequence} cannot be read: {source}")]
@@ -104,6 +107,9 @@ pub struct Changes {
     /// One per row.
     previous: Vec<PreviousHash>,
     tenant_links: Vec<TenantLink>,
+    /// Accounts whose lock the commit shares, each with the version its stream must still be at.
+    shared_accounts: Vec<(String, u64)>,
+    memberships: Vec<MembershipChange>,
 }
 
 impl Changes {
@@ -168,8 +174,35 @@ impl Changes {
         self.tenant_links.push(link);
     }
 
+    /// Makes the commit take `account`'s lock in shared mode and fail with `Conflict` unless
+    /// the account's stream is still at `version`: a write that decided on the account's state
+    /// (its services, whether it is being deleted) commits only if that state still holds, and
+    /// never while an exclusive holder (`EventStore::lock_account`) reads its memberships.
+    /// Every change of a membership needs it (see `membership.rs`).
+    pub fn share_account(&mut self, account: &str, version: u64) {
+        match self.shared_accounts.iter().find(|(a, _)| a == account) {
+            Some((_, known)) => debug_assert_eq!(*known, version, "one version per account"),
+            None => self.shared_accounts.push((account.to_string(), version)),
+        }
+    }
+
+    /// Records that `account` holds `telephone_number`, using `services` (wire names).
+    pub fn set_member(&mut self, account: &str, telephone_number: &str, services: Vec<String>) {
+        self.memberships.push(MembershipChange::Set(Member {
+            telephone_number: telephone_number.to_string(),
+            account: account.to_string(),
+            services,
+        }));
+    }
+
+    /// Records that `telephone_number` belongs to no account any more.
+    pub fn remove_member(&mut self, telephone_number: &str) {
+        self.memberships
+            .push(MembershipChange::Remove(telephone_number.to_string()));
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.tenant_links.is_empty()
+        self.rows.is_empty() && self.tenant_links.is_empty() && self.memberships.is_empty()
     }
 
     pub fn event_count(&self) -> usize {
@@ -291,6 +324,19 @@ impl EventStore {
     where
         A: Aggregate + Clone + 'static,
     {
+        let mut connection = self.pool.acquire().await?;
+        self.rebuild_on(&mut connection, ids).await
+    }
+
+    /// `rebuild`, reading on `connection`.
+    async fn rebuild_on<A>(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        ids: &[&str],
+    ) -> Result<Vec<Loaded<A>>, StoreError>
+    where
+        A: Aggregate + Clone + 'static,
+    {
         let mut distinct: Vec<&str> = Vec::with_capacity(ids.len());
         let mut position: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
         let mut uses: Vec<usize> = Vec::with_capacity(ids.len());
@@ -322,7 +368,9 @@ impl EventStore {
             .iter()
             .map(|r| r.cached_at.map_or(-1, |version| version as i64))
             .collect();
-        let rows = self.events_after::<A>(&distinct, &after).await?;
+        let rows = self
+            .events_after::<A>(&mut *connection, &distinct, &after)
+            .await?;
         self.apply_rows(&mut rebuilds, &position, rows)?;
 
         // Cannot happen while events are only ever appended. If stored events were replaced
@@ -342,7 +390,7 @@ impl EventStore {
                 rebuilds[index] = Rebuild::from_scratch();
             }
             let rows = self
-                .events_after::<A>(&stale_ids, &vec![-1; stale_ids.len()])
+                .events_after::<A>(&mut *connection, &stale_ids, &vec![-1; stale_ids.len()])
                 .await?;
             self.apply_rows(&mut rebuilds, &position, rows)?;
         }
@@ -380,6 +428,7 @@ impl EventStore {
     /// aggregate and sequence.
     async fn events_after<A: Aggregate>(
         &self,
+        connection: &mut sqlx::PgConnection,
         ids: &[&str],
         after: &[i64],
     ) -> Result<Vec<EventRow>, StoreError> {
@@ -395,7 +444,7 @@ impl EventStore {
         .bind(A::TYPE)
         .bind(ids)
         .bind(after)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *connection)
         .await?;
         Ok(rows)
     }
@@ -468,58 +517,229 @@ impl EventStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let metadata = serde_json::to_value(metadata).map_err(StoreError::Serialize)?;
         let mut tx = self.pool.begin().await?;
-        let stored = stored_hashes(&mut tx, &changes).await?;
-        let mut stored = stored.into_iter();
-        let mut chained = Vec::with_capacity(changes.rows.len());
-        let mut previous_hash: Option<String> = None;
-        for (row, previous) in changes.rows.iter().zip(&changes.previous) {
-            let previous = match previous {
-                PreviousHash::First => None,
-                PreviousHash::Known(hash) => Some(hash.clone()),
-                PreviousHash::Queued => previous_hash.take(),
-                PreviousHash::Stored => stored.next().flatten(),
+        write(&mut tx, changes, metadata).await?;
+        tx.commit().await.map_err(conflict_or)?;
+        self.appended.notify_one();
+        Ok(())
+    }
+
+    /// The accounts linked to a Teams tenant, by name.
+    pub async fn accounts_of_tenant(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let names = sqlx::query_scalar(
+            "SELECT account_name FROM account_tenants WHERE tenant_id = $1 ORDER BY account_name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names)
+    }
+
+    /// Begins a transaction holding the locks of `accounts` exclusively (taken in name order):
+    /// until it ends no membership of these accounts changes, so what [`AccountLock::members`]
+    /// reads stays true up to its commit.
+    pub async fn lock_accounts(&self, accounts: &[&str]) -> Result<AccountLock, StoreError> {
+        let mut accounts: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
+        accounts.sort();
+        accounts.dedup();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(nmp_account_lock_key(a)) \
+               FROM (SELECT unnest($1::text[]) AS a ORDER BY 1) AS wanted",
+        )
+        .bind(&accounts)
+        .execute(&mut *tx)
+        .await?;
+        Ok(AccountLock {
+            tx,
+            accounts,
+            store: self.clone(),
+        })
+    }
+
+    /// How many numbers `account` holds, by the set of services they use (wire names), as
+    /// committed now.
+    pub async fn member_counts(
+        &self,
+        account: &str,
+    ) -> Result<Vec<(Vec<String>, u64)>, StoreError> {
+        member_counts(&self.pool, account).await
+    }
+}
+
+/// A transaction holding an account's lock exclusively (`EventStore::lock_account`); dropped
+/// without `commit`, it rolls back and lets go of the lock.
+pub struct AccountLock {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    accounts: Vec<String>,
+    store: EventStore,
+}
+
+impl AccountLock {
+    fn check_held(&self, account: &str) {
+        debug_assert!(
+            self.accounts.iter().any(|a| a == account),
+            "the lock of {account} is not held"
+        );
+    }
+
+    /// The numbers `account` (one of those locked) holds, by telephone number.
+    pub async fn members(&mut self, account: &str) -> Result<Vec<Member>, StoreError> {
+        self.check_held(account);
+        let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
+            "SELECT telephone_number, services FROM account_numbers \
+              WHERE account_name = $1 ORDER BY telephone_number",
+        )
+        .bind(account)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(telephone_number, services)| Member {
+                telephone_number,
+                account: account.to_string(),
+                services,
+            })
+            .collect())
+    }
+
+    /// `EventStore::load_many` on the lock's own connection: a lock holder takes no second
+    /// connection, which writers waiting for the lock might hold all of.
+    pub async fn load_many<A>(&mut self, ids: &[String]) -> Result<Vec<Loaded<A>>, StoreError>
+    where
+        A: Aggregate + Clone + 'static,
+    {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let store = self.store.clone();
+        store.rebuild_on(&mut self.tx, &ids).await
+    }
+
+    /// How many numbers `account` (one of those locked) holds, by the set of services they use.
+    pub async fn member_counts(
+        &mut self,
+        account: &str,
+    ) -> Result<Vec<(Vec<String>, u64)>, StoreError> {
+        self.check_held(account);
+        member_counts(&mut *self.tx, account).await
+    }
+
+    /// Appends `changes` and ends the transaction.
+    pub async fn commit(
+        mut self,
+        changes: Changes,
+        metadata: &EventMetadata,
+    ) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        write(&mut self.tx, changes, metadata).await?;
+        self.tx.commit().await.map_err(conflict_or)?;
+        self.store.appended.notify_one();
+        Ok(())
+    }
+}
+
+async fn member_counts<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    account: &str,
+) -> Result<Vec<(Vec<String>, u64)>, StoreError> {
+    let rows: Vec<(Vec<String>, i64)> = sqlx::query_as(
+        "SELECT services, count(*) FROM account_numbers WHERE account_name = $1 GROUP BY services",
+    )
+    .bind(account)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(services, count)| (services, count.max(0) as u64))
+        .collect())
+}
+
+/// A number held by an account, with the services it uses there (wire names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub telephone_number: String,
+    pub account: String,
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MembershipChange {
+    Set(Member),
+    Remove(String),
+}
+
+/// Writes `changes` in `tx`: first the shared account locks and their version checks, then the
+/// events with their chain links, the memberships and the tenant links.
+async fn write(
+    tx: &mut sqlx::PgConnection,
+    changes: Changes,
+    metadata: &EventMetadata,
+) -> Result<(), StoreError> {
+    let metadata = serde_json::to_value(metadata).map_err(StoreError::Serialize)?;
+    if !changes.shared_accounts.is_empty() {
+        let (accounts, versions): (Vec<&str>, Vec<i64>) = changes
+            .shared_accounts
+            .iter()
+            .map(|(account, version)| (account.as_str(), *version as i64))
+            .unzip();
+        sqlx::query("SELECT nmp_share_accounts($1, $2)")
+            .bind(&accounts)
+            .bind(&versions)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_or)?;
+    }
+    let stored = stored_hashes(&mut *tx, &changes).await?;
+    let mut stored = stored.into_iter();
+    let mut chained = Vec::with_capacity(changes.rows.len());
+    let mut previous_hash: Option<String> = None;
+    for (row, previous) in changes.rows.iter().zip(&changes.previous) {
+        let previous = match previous {
+            PreviousHash::First => None,
+            PreviousHash::Known(hash) => Some(hash.clone()),
+            PreviousHash::Queued => previous_hash.take(),
+            PreviousHash::Stored => stored.next().flatten(),
+        };
+        let hash = event_hash(
+            previous.as_deref(),
+            &EventContent {
+                aggregate_type: &row.aggregate_type,
+                aggregate_id: &row.aggregate_id,
+                sequence: row.sequence as i64,
+                event_type: &row.event_type,
+                event_version: &row.event_version,
+                payload: &row.payload,
+                metadata: &metadata,
+            },
+        );
+        let mut row_metadata = metadata.clone();
+        if let Value::Object(fields) = &mut row_metadata {
+            let link = ChainLink {
+                previous,
+                hash: hash.clone(),
             };
-            let hash = event_hash(
-                previous.as_deref(),
-                &EventContent {
-                    aggregate_type: &row.aggregate_type,
-                    aggregate_id: &row.aggregate_id,
-                    sequence: row.sequence as i64,
-                    event_type: &row.event_type,
-                    event_version: &row.event_version,
-                    payload: &row.payload,
-                    metadata: &metadata,
-                },
-            );
-            let mut row_metadata = metadata.clone();
-            if let Value::Object(fields) = &mut row_metadata {
-                let link = ChainLink {
-                    previous,
-                    hash: hash.clone(),
-                };
-                fields.insert(CHAIN_KEY.to_string(), link.to_value());
-            }
-            chained.push(row_metadata);
-            previous_hash = Some(hash);
+            fields.insert(CHAIN_KEY.to_string(), link.to_value());
         }
-        let mut types = Vec::with_capacity(changes.rows.len());
-        let mut ids = Vec::with_capacity(changes.rows.len());
-        let mut sequences = Vec::with_capacity(changes.rows.len());
-        let mut event_types = Vec::with_capacity(changes.rows.len());
-        let mut versions = Vec::with_capacity(changes.rows.len());
-        let mut payloads = Vec::with_capacity(changes.rows.len());
-        for row in changes.rows {
-            types.push(row.aggregate_type);
-            ids.push(row.aggregate_id);
-            sequences.push(row.sequence as i64);
-            event_types.push(row.event_type);
-            versions.push(row.event_version);
-            payloads.push(row.payload);
-        }
-        // One statement for the whole batch.
-        let inserted = sqlx::query(
+        chained.push(row_metadata);
+        previous_hash = Some(hash);
+    }
+    let mut types = Vec::with_capacity(changes.rows.len());
+    let mut ids = Vec::with_capacity(changes.rows.len());
+    let mut sequences = Vec::with_capacity(changes.rows.len());
+    let mut event_types = Vec::with_capacity(changes.rows.len());
+    let mut versions = Vec::with_capacity(changes.rows.len());
+    let mut payloads = Vec::with_capacity(changes.rows.len());
+    for row in changes.rows {
+        types.push(row.aggregate_type);
+        ids.push(row.aggregate_id);
+        sequences.push(row.sequence as i64);
+        event_types.push(row.event_type);
+        versions.push(row.event_version);
+        payloads.push(row.payload);
+    }
+    // One statement for the whole batch.
+    let inserted = sqlx::query(
             "INSERT INTO events \
                (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
              SELECT t, i, s, e, v, p, m \
@@ -536,44 +756,96 @@ impl EventStore {
         .bind(&chained)
         .execute(&mut *tx)
         .await;
-        if let Err(error) = inserted {
-            return Err(conflict_or(error));
-        }
-        for link in changes.tenant_links {
-            match link {
-                TenantLink::Set { account, tenant } => {
-                    sqlx::query(
-                        "INSERT INTO account_tenants (account_name, tenant_id) VALUES ($1, $2) \
+    if let Err(error) = inserted {
+        return Err(conflict_or(error));
+    }
+    write_memberships(&mut *tx, changes.memberships).await?;
+    for link in changes.tenant_links {
+        match link {
+            TenantLink::Set { account, tenant } => {
+                sqlx::query(
+                    "INSERT INTO account_tenants (account_name, tenant_id) VALUES ($1, $2) \
                          ON CONFLICT (account_name) DO UPDATE SET tenant_id = EXCLUDED.tenant_id",
-                    )
+                )
+                .bind(account)
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+            }
+            TenantLink::Clear { account } => {
+                sqlx::query("DELETE FROM account_tenants WHERE account_name = $1")
                     .bind(account)
-                    .bind(tenant)
                     .execute(&mut *tx)
                     .await?;
-                }
-                TenantLink::Clear { account } => {
-                    sqlx::query("DELETE FROM account_tenants WHERE account_name = $1")
-                        .bind(account)
-                        .execute(&mut *tx)
-                        .await?;
-                }
             }
         }
-        tx.commit().await.map_err(conflict_or)?;
-        self.appended.notify_one();
-        Ok(())
     }
+    Ok(())
+}
 
-    /// The accounts linked to a Teams tenant, by name.
-    pub async fn accounts_of_tenant(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
-        let names = sqlx::query_scalar(
-            "SELECT account_name FROM account_tenants WHERE tenant_id = $1 ORDER BY account_name",
-        )
-        .bind(tenant)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(names)
+/// Applies membership changes in order (a number set then removed in one commit ends removed):
+/// the last change of each number wins, written with one upsert and one delete.
+async fn write_memberships(
+    tx: &mut sqlx::PgConnection,
+    changes: Vec<MembershipChange>,
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
     }
+    let mut last: HashMap<String, MembershipChange> = HashMap::with_capacity(changes.len());
+    for change in changes {
+        let number = match &change {
+            MembershipChange::Set(member) => member.telephone_number.clone(),
+            MembershipChange::Remove(number) => number.clone(),
+        };
+        last.insert(number, change);
+    }
+    let mut last: Vec<(String, MembershipChange)> = last.into_iter().collect();
+    // One order for every writer.
+    last.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut set_numbers = Vec::new();
+    let mut set_accounts = Vec::new();
+    let mut set_services = Vec::new();
+    let mut removed = Vec::new();
+    for (number, change) in last {
+        match change {
+            MembershipChange::Set(member) => {
+                set_numbers.push(number);
+                set_accounts.push(member.account);
+                // Postgres arrays of arrays must be rectangular: services travel as a literal.
+                set_services.push(format!(
+                    "{{{}}}",
+                    member
+                        .services
+                        .iter()
+                        .map(|s| format!("\"{s}\""))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+            }
+            MembershipChange::Remove(_) => removed.push(number),
+        }
+    }
+    if !set_numbers.is_empty() {
+        sqlx::query(
+            "INSERT INTO account_numbers (telephone_number, account_name, services) \
+             SELECT n, a, s::text[] FROM UNNEST($1::text[], $2::text[], $3::text[]) AS m(n, a, s) \
+             ON CONFLICT (telephone_number) DO UPDATE \
+                SET account_name = EXCLUDED.account_name, services = EXCLUDED.services",
+        )
+        .bind(&set_numbers)
+        .bind(&set_accounts)
+        .bind(&set_services)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !removed.is_empty() {
+        sqlx::query("DELETE FROM account_numbers WHERE telephone_number = ANY($1)")
+            .bind(&removed)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The chain hashes of the stored events that queued rows marked `PreviousHash::Stored` follow,
@@ -614,11 +886,13 @@ async fn stored_hashes(
 }
 
 fn conflict_or(error: sqlx::Error) -> StoreError {
-    let unique_violation = error
+    // 23505: another writer appended the same sequence first; 40001: an account's stream
+    // moved on since the write decided (`nmp_share_accounts`).
+    let lost_race = error
         .as_database_error()
         .and_then(|e| e.code())
-        .is_some_and(|code| code == "23505");
-    if unique_violation {
+        .is_some_and(|code| code == "23505" || code == "40001");
+    if lost_race {
         StoreError::Conflict
     } else {
         StoreError::Database(error)

@@ -14,5 +14,5 @@ pub mod repeatability;
 
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use database::{DatabaseError, connect};
-pub use event_store::{Changes, EventStore, Loaded, StoreError, TenantLink};
+pub use event_store::{AccountLock, Changes, EventStore, Loaded, Member, StoreError, TenantLink};
 pub use metadata::EventMetadata;

@@ -272,7 +272,7 @@ pub async fn as_of(
                 .await
                 .map_err(store_error)?;
             let account = as_of.aggregate.state.as_ref().ok_or_else(missing)?;
-            let resource = to_value(AccountResource::from_state(account));
+            let resource = to_value(AccountResource::without_counts(account));
             (as_of.version, as_of.last_event_time, resource)
         }
         AggregateKind::Number => {

@@ -2,7 +2,8 @@
 
 use domain::{
     AccountName, AccountServices, AccountState, DirectRoutingConfiguration, DirectRoutingService,
-    Identifier, PlainService, Service, Subdomain, SubdomainToken, SyncableService, TenantId,
+    Identifier, NumberCounts, PlainService, Service, Subdomain, SubdomainToken, SyncableService,
+    TenantId,
 };
 use projections::query::AccountRow;
 use serde::{Deserialize, Serialize};
@@ -51,7 +52,7 @@ pub struct SyncableServiceDetails {
     pub enabled: bool,
     pub sync_enabled: bool,
     /// How many of the account's numbers use the service (read-only).
-    #[serde(default, skip_deserializing)]
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub number_count: Option<u64>,
 }
 
@@ -62,7 +63,7 @@ pub struct DirectRoutingDetails {
     pub sync_enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration: Option<DirectRoutingConfigurationWire>,
-    #[serde(default, skip_deserializing)]
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub number_count: Option<u64>,
     /// `provisioned`, `notProvisioned` or `inconsistent` (read-only).
     #[serde(default, skip_deserializing)]
@@ -88,7 +89,7 @@ pub struct SubdomainTokensWire {
 #[serde(rename_all = "camelCase")]
 pub struct CallProtectionDetails {
     pub enabled: bool,
-    #[serde(default, skip_deserializing)]
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub number_count: Option<u64>,
 }
 
@@ -172,21 +173,30 @@ impl AccountResource {
         })
     }
 
-    /// The account as the API shows it, from the aggregate (which knows its numbers).
-    pub fn from_state(state: &AccountState) -> AccountResource {
-        Self::with_counts(state, |service| state.number_count(service) as u64)
+    /// The account as the API shows it, from the aggregate and the counts of its numbers.
+    pub fn from_state(state: &AccountState, numbers: &NumberCounts) -> AccountResource {
+        Self::with_counts(state, |service| Some(numbers.using(service)))
+    }
+
+    /// The account as the API shows it, without the counts of its numbers (an account as it
+    /// was at a past time: its numbers are not in its events).
+    pub fn without_counts(state: &AccountState) -> AccountResource {
+        Self::with_counts(state, |_| None)
     }
 
     /// The account as the API shows it, from its read row (which holds the counts of its
     /// numbers per service, not the numbers).
     pub fn from_row(row: &AccountRow) -> AccountResource {
-        Self::with_counts(&row.state, |service| row.number_count(service))
+        Self::with_counts(&row.state, |service| Some(row.number_count(service)))
     }
 
     /// The account with `number_count` telling how many of its numbers use a service.
-    fn with_counts(state: &AccountState, number_count: impl Fn(Service) -> u64) -> AccountResource {
+    fn with_counts(
+        state: &AccountState,
+        number_count: impl Fn(Service) -> Option<u64>,
+    ) -> AccountResource {
         let services = &state.services;
-        let count = |service: Service| Some(number_count(service));
+        let count = |service: Service| number_count(service);
         let syncable = |s: &Option<SyncableService>, service: Service| {
             s.map(|s| SyncableServiceDetails {
                 enabled: s.enabled,
