@@ -110,3 +110,54 @@ async fn a_conflict_on_one_aggregate_writes_none_of_the_command() {
         .await
         .assert_error(404, "NotFound");
 }
+
+#[tokio::test]
+async fn commands_committed_together_succeed_or_conflict_each_on_its_own() {
+    let app = spawn_app().await;
+    let store = app.event_store();
+    // 40 commands at once: two for each of 20 new accounts. In each pair exactly one wins the
+    // account's first sequence; the loser is refused alone, whatever batch it shared.
+    let commands = (0..40).map(|i| {
+        let store = store.clone();
+        async move {
+            let name = format!("acct-{:02}", i / 2);
+            let created = AccountEvent::AccountCreated {
+                name: domain::AccountName::parse(&name).expect("name"),
+                correlation_id: None,
+                services: AccountServices::default(),
+                sync_required: i % 2 == 0,
+            };
+            let mut changes = Changes::new();
+            changes
+                .append::<Account>(&name, 0, &[created])
+                .expect("queued");
+            (
+                name,
+                store.commit(changes, &EventMetadata::system("test")).await,
+            )
+        }
+    });
+    let outcomes = futures::future::join_all(commands).await;
+    let mut winners = std::collections::BTreeMap::new();
+    for (name, outcome) in &outcomes {
+        match outcome {
+            Ok(()) => *winners.entry(name.clone()).or_insert(0) += 1,
+            Err(StoreError::Conflict) => {}
+            Err(other) => panic!("{name}: {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 20, "{outcomes:?}");
+    assert!(winners.values().all(|&n| n == 1), "{winners:?}");
+    assert_eq!(app.event_count().await, 20);
+    // Queued at the same moment, they were written together (group commit).
+    let transactions: i64 = sqlx::query_scalar("SELECT count(DISTINCT tx_id) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .expect("transactions");
+    assert!(
+        transactions < 20,
+        "{transactions} transactions for 20 commands"
+    );
+    let report = store::chain::verify(&app.pool).await.expect("verified");
+    assert!(report.is_clean(), "{report}");
+}

@@ -183,6 +183,7 @@ pub fn command_error(error: CommandError, batch_field: &str) -> ApiError {
             store::StoreError::Database(sqlx_error) if is_unavailable(sqlx_error) => {
                 ApiError::unavailable(&store_error)
             }
+            store::StoreError::OutcomeUnknown(_) => ApiError::unavailable(&store_error),
             _ => ApiError::internal(&store_error),
         },
     }

@@ -371,15 +371,18 @@ impl CommandService {
     ) -> Result<Vec<UpsertedNumber>, CommandError> {
         refuse_duplicates(items.iter().map(|(number, _)| number))?;
         self.with_retries(preconditions, || async {
-            let loaded_account = self.store.load::<Account>(account.as_str()).await?;
+            // The account and the numbers in one query.
+            let ids: Vec<String> = items.iter().map(|(n, _)| n.to_string()).collect();
+            let (loaded_account, numbers) = self
+                .store
+                .load_with::<Account, Number>(account.as_str(), &ids)
+                .await?;
             let Some(account_state) = &loaded_account.aggregate.state else {
                 return Err(DomainError::AccountNotFound(account.clone()).into());
             };
             // Said once for the whole request rather than for each of its numbers.
             account_state.check_changeable()?;
             let account_services = account_state.services.clone();
-            let ids: Vec<String> = items.iter().map(|(n, _)| n.to_string()).collect();
-            let numbers = self.store.load_many::<Number>(&ids).await?;
             let mut changes = Changes::new();
             let mut refusals = Vec::new();
             let mut outcomes = Vec::with_capacity(items.len());
@@ -465,12 +468,14 @@ impl CommandService {
     ) -> Result<(), CommandError> {
         refuse_duplicates(numbers.iter())?;
         self.with_retries(preconditions, || async {
-            let loaded_account = self.store.load::<Account>(account.as_str()).await?;
+            let ids: Vec<String> = numbers.iter().map(E164::to_string).collect();
+            let (loaded_account, loaded_numbers) = self
+                .store
+                .load_with::<Account, Number>(account.as_str(), &ids)
+                .await?;
             if !loaded_account.aggregate.exists() {
                 return Err(DomainError::AccountNotFound(account.clone()).into());
             }
-            let ids: Vec<String> = numbers.iter().map(E164::to_string).collect();
-            let loaded_numbers = self.store.load_many::<Number>(&ids).await?;
             let mut changes = Changes::new();
             let mut refusals = Vec::new();
             // Numbers that must be released in the backend first stay members until then.
@@ -529,11 +534,14 @@ impl CommandService {
         metadata: &EventMetadata,
     ) -> Result<Loaded<Number>, CommandError> {
         self.with_retries(preconditions, || async {
-            let loaded_account = self.store.load::<Account>(account.as_str()).await?;
+            let (loaded_account, mut loaded) = self
+                .store
+                .load_with::<Account, Number>(account.as_str(), &[number.to_string()])
+                .await?;
             let Some(account_state) = &loaded_account.aggregate.state else {
                 return Err(DomainError::AccountNotFound(account.clone()).into());
             };
-            let mut loaded = self.store.load::<Number>(number.as_str()).await?;
+            let mut loaded = loaded.pop().expect("one number");
             let owned = loaded
                 .aggregate
                 .state

@@ -22,6 +22,7 @@ use sqlx::PgPool;
 
 use crate::cache::{AggregateCache, DEFAULT_CACHE_CAPACITY};
 use crate::chain::{CHAIN_KEY, ChainLink, EventContent, event_hash};
+use crate::combiner::{self, Job};
 use crate::metadata::EventMetadata;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,10 @@ pub enum StoreError {
     /// A row the store wrote holds what no writer could have written.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The write may or may not have been committed: its outcome was lost (the process is
+    /// stopping). The caller may retry; the command side's retries are safe.
+    #[error("the outcome of the write is unknown: {0}")]
+    OutcomeUnknown(&'static str),
     #[error("cannot serialise an event: {0}")]
     Serialize(#[source] serde_json::Error),
     #[error("stored event {aggregate_type}/{aggregate_id}#{sequence} cannot be read: {source}")]
@@ -208,6 +213,13 @@ impl Changes {
     pub fn event_count(&self) -> usize {
         self.rows.len()
     }
+
+    /// Whether a chain hash must be read from the store before the events can be written.
+    fn needs_stored_hashes(&self) -> bool {
+        self.previous
+            .iter()
+            .any(|previous| matches!(previous, PreviousHash::Stored))
+    }
 }
 
 /// The event store. Cheap to clone; clones share the aggregate cache.
@@ -219,6 +231,8 @@ pub struct EventStore {
     /// Signalled after every commit of events, so a relay in the same process publishes them
     /// at once instead of at its next poll.
     appended: Arc<Notify>,
+    /// The group commit's queue (`combiner.rs`), started with the first commit.
+    combiner: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Job>>>,
 }
 
 /// Where the rebuild of one aggregate stands: its state so far, and the version it was taken
@@ -244,9 +258,9 @@ impl<A: Default> Rebuild<A> {
     }
 }
 
-/// One stored event of a batch being rebuilt: aggregate id, sequence, type, version, payload,
-/// chain hash.
-type EventRow = (String, i64, String, String, Value, Option<String>);
+/// One stored event of a batch being rebuilt: aggregate type, aggregate id, sequence, event
+/// type, event version, payload, chain hash.
+type EventRow = (String, String, i64, String, String, Value, Option<String>);
 
 impl EventStore {
     /// An event store keeping up to [`DEFAULT_CACHE_CAPACITY`] rebuilt aggregates in memory.
@@ -263,6 +277,7 @@ impl EventStore {
             upcasters: Arc::new(Vec::new()),
             cache: Arc::new(AggregateCache::new(capacity)),
             appended: Arc::new(Notify::new()),
+            combiner: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -318,6 +333,38 @@ impl EventStore {
         self.rebuild::<A>(&ids).await
     }
 
+    /// Rebuilds aggregate `first` of type `A` and aggregates `others` of type `B` with one
+    /// query, each from its cached state if any (what a command on a number needs: its account
+    /// and itself). `others` come back in their order, a repeated id repeated.
+    pub async fn load_with<A, B>(
+        &self,
+        first: &str,
+        others: &[String],
+    ) -> Result<(Loaded<A>, Vec<Loaded<B>>), StoreError>
+    where
+        A: Aggregate + Clone + 'static,
+        B: Aggregate + Clone + 'static,
+    {
+        let first_ids = [first];
+        let other_ids: Vec<&str> = others.iter().map(String::as_str).collect();
+        let mut a = Pending::<A>::start(&self.cache, &first_ids);
+        let mut b = Pending::<B>::start(&self.cache, &other_ids);
+        let mut types = Vec::new();
+        let mut ids = Vec::new();
+        let mut after = Vec::new();
+        a.wanted(&mut types, &mut ids, &mut after);
+        b.wanted(&mut types, &mut ids, &mut after);
+        let mut connection = self.pool.acquire().await?;
+        let rows = events_after(&mut connection, &types, &ids, &after).await?;
+        let (rows_a, rows_b): (Vec<EventRow>, Vec<EventRow>) =
+            rows.into_iter().partition(|row| row.0 == A::TYPE);
+        a.apply(self, rows_a)?;
+        b.apply(self, rows_b)?;
+        let mut loaded_a = a.finish(self, &mut connection).await?;
+        let loaded_b = b.finish(self, &mut connection).await?;
+        Ok((loaded_a.pop().expect("one aggregate"), loaded_b))
+    }
+
     /// Rebuilds aggregates `ids`, each from its cached state if there is one, reading only the
     /// events after it — all in one query. The result is in the order of `ids`.
     async fn rebuild<A>(&self, ids: &[&str]) -> Result<Vec<Loaded<A>>, StoreError>
@@ -337,165 +384,12 @@ impl EventStore {
     where
         A: Aggregate + Clone + 'static,
     {
-        let mut distinct: Vec<&str> = Vec::with_capacity(ids.len());
-        let mut position: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
-        let mut uses: Vec<usize> = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let index = *position.entry(id).or_insert_with(|| {
-                distinct.push(id);
-                uses.push(0);
-                distinct.len() - 1
-            });
-            uses[index] += 1;
-        }
-        let mut rebuilds: Vec<Rebuild<A>> = distinct
-            .iter()
-            .map(|id| match self.cache.get::<Cached<A>>(A::TYPE, id) {
-                Some((Cached { aggregate, head }, version)) => Rebuild {
-                    loaded: Loaded {
-                        aggregate,
-                        version,
-                        head,
-                    },
-                    cached_at: Some(version),
-                    stale: false,
-                },
-                None => Rebuild::from_scratch(),
-            })
-            .collect();
-        // -1, not 0: the schema allows a sequence of 0, and a rebuild from scratch reads all.
-        let after: Vec<i64> = rebuilds
-            .iter()
-            .map(|r| r.cached_at.map_or(-1, |version| version as i64))
-            .collect();
-        let rows = self
-            .events_after::<A>(&mut *connection, &distinct, &after)
-            .await?;
-        self.apply_rows(&mut rebuilds, &position, rows)?;
-
-        // Cannot happen while events are only ever appended. If stored events were replaced
-        // under a running process (a restored database), a cached state that the stored events
-        // do not continue is dropped here and the aggregate rebuilt; one they happen to continue
-        // is not detected, so processes must be restarted after such a restore.
-        let stale: Vec<usize> = (0..rebuilds.len()).filter(|&i| rebuilds[i].stale).collect();
-        if !stale.is_empty() {
-            let stale_ids: Vec<&str> = stale.iter().map(|&i| distinct[i]).collect();
-            tracing::warn!(
-                aggregate_type = A::TYPE,
-                ids = ?stale_ids,
-                "cached aggregates do not precede their stored events; rebuilding them"
-            );
-            for (&index, id) in stale.iter().zip(&stale_ids) {
-                self.cache.remove(A::TYPE, id);
-                rebuilds[index] = Rebuild::from_scratch();
-            }
-            let rows = self
-                .events_after::<A>(&mut *connection, &stale_ids, &vec![-1; stale_ids.len()])
-                .await?;
-            self.apply_rows(&mut rebuilds, &position, rows)?;
-        }
-
-        for (id, rebuild) in distinct.iter().zip(&rebuilds) {
-            // Only what was read from the store, and only when it moved on.
-            if rebuild.loaded.version > rebuild.cached_at.unwrap_or(0) {
-                let cached = Cached {
-                    aggregate: rebuild.loaded.aggregate.clone(),
-                    head: rebuild.loaded.head.clone(),
-                };
-                self.cache.put(A::TYPE, id, cached, rebuild.loaded.version);
-            }
-        }
-
-        let mut rebuilt: Vec<Option<Loaded<A>>> =
-            rebuilds.into_iter().map(|r| Some(r.loaded)).collect();
-        Ok(ids
-            .iter()
-            .map(|id| {
-                let index = position[id];
-                uses[index] -= 1;
-                let slot = &mut rebuilt[index];
-                // A repeated id gets a copy; its last occurrence takes the original.
-                if uses[index] == 0 {
-                    slot.take().expect("taken once")
-                } else {
-                    slot.clone().expect("not taken yet")
-                }
-            })
-            .collect())
-    }
-
-    /// The events of aggregates `ids` with a sequence above the matching entry of `after`, by
-    /// aggregate and sequence.
-    async fn events_after<A: Aggregate>(
-        &self,
-        connection: &mut sqlx::PgConnection,
-        ids: &[&str],
-        after: &[i64],
-    ) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query_as(
-            "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, \
-                    e.metadata->'chain'->>'hash' \
-               FROM UNNEST($2::text[], $3::bigint[]) AS wanted(aggregate_id, after_sequence) \
-               JOIN events e ON e.aggregate_type = $1 \
-                            AND e.aggregate_id = wanted.aggregate_id \
-                            AND e.sequence > wanted.after_sequence \
-              ORDER BY e.aggregate_id, e.sequence",
-        )
-        .bind(A::TYPE)
-        .bind(ids)
-        .bind(after)
-        .fetch_all(&mut *connection)
-        .await?;
-        Ok(rows)
-    }
-
-    /// Applies `rows` to the aggregates being rebuilt. An aggregate taken from the cache must
-    /// continue exactly where it left off; if not, it is marked stale and left alone.
-    fn apply_rows<A: Aggregate>(
-        &self,
-        rebuilds: &mut [Rebuild<A>],
-        position: &HashMap<&str, usize>,
-        rows: Vec<EventRow>,
-    ) -> Result<(), StoreError> {
-        for (aggregate_id, sequence, event_type, event_version, payload, hash) in rows {
-            let Some(rebuild) = position
-                .get(aggregate_id.as_str())
-                .map(|&index| &mut rebuilds[index])
-            else {
-                continue;
-            };
-            if rebuild.stale {
-                continue;
-            }
-            if rebuild.cached_at.is_some() && sequence != rebuild.loaded.version as i64 + 1 {
-                rebuild.stale = true;
-                continue;
-            }
-            let event = self.upcast(SerializedEvent::new(
-                aggregate_id,
-                sequence as usize,
-                A::TYPE.to_string(),
-                event_type,
-                event_version,
-                payload,
-                Value::Null,
-            ));
-            let payload: A::Event = serde_json::from_value(event.payload).map_err(|source| {
-                StoreError::Deserialize {
-                    aggregate_type: A::TYPE.to_string(),
-                    aggregate_id: event.aggregate_id.clone(),
-                    sequence: sequence as usize,
-                    source,
-                }
-            })?;
-            rebuild.loaded.aggregate.apply(payload);
-            rebuild.loaded.version = sequence as u64;
-            rebuild.loaded.head = hash.map(|hash| ChainHead {
-                version: sequence as u64,
-                hash,
-            });
-        }
-        Ok(())
+        let mut pending = Pending::<A>::start(&self.cache, ids);
+        let (mut types, mut wanted, mut after) = (Vec::new(), Vec::new(), Vec::new());
+        pending.wanted(&mut types, &mut wanted, &mut after);
+        let rows = events_after(&mut *connection, &types, &wanted, &after).await?;
+        pending.apply(self, rows)?;
+        pending.finish(self, connection).await
     }
 
     pub(crate) fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
@@ -517,11 +411,31 @@ impl EventStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        write(&mut tx, changes, metadata).await?;
-        tx.commit().await.map_err(conflict_or)?;
-        self.appended.notify_one();
-        Ok(())
+        if changes.needs_stored_hashes() {
+            let mut tx = self.pool.begin().await?;
+            write(&mut tx, changes, metadata).await?;
+            tx.commit().await.map_err(conflict_or)?;
+            self.appended.notify_one();
+            return Ok(());
+        }
+        // Written with whatever other commands are committed at the same moment.
+        let prepared = Prepared::new(changes, metadata, Vec::new())?;
+        let queue = self
+            .combiner
+            .get_or_init(|| combiner::start(self.pool.clone(), self.appended.clone()));
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        match queue.send(Job { prepared, reply }) {
+            Ok(()) => outcome.await.unwrap_or(Err(StoreError::OutcomeUnknown(
+                "the group commit stopped before answering",
+            ))),
+            // Its runtime is gone (a store used from another runtime): write it here.
+            Err(error) => {
+                let mut connection = self.pool.acquire().await?;
+                error.0.prepared.append(&mut connection).await?;
+                self.appended.notify_one();
+                Ok(())
+            }
+        }
     }
 
     /// The accounts linked to a Teams tenant, by name.
@@ -669,183 +583,408 @@ enum MembershipChange {
     Remove(String),
 }
 
-/// Writes `changes` in `tx`: first the shared account locks and their version checks, then the
-/// events with their chain links, the memberships and the tenant links.
+/// Writes `changes` on `connection` with one statement (`nmp_append`); outside a transaction
+/// the statement commits on its own. A chain hash the changes need from the store is read
+/// first (then the caller must have opened a transaction).
 async fn write(
-    tx: &mut sqlx::PgConnection,
+    connection: &mut sqlx::PgConnection,
     changes: Changes,
     metadata: &EventMetadata,
 ) -> Result<(), StoreError> {
-    let metadata = serde_json::to_value(metadata).map_err(StoreError::Serialize)?;
-    if !changes.shared_accounts.is_empty() {
-        let (accounts, versions): (Vec<&str>, Vec<i64>) = changes
-            .shared_accounts
-            .iter()
-            .map(|(account, version)| (account.as_str(), *version as i64))
-            .unzip();
-        sqlx::query("SELECT nmp_share_accounts($1, $2)")
-            .bind(&accounts)
-            .bind(&versions)
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_or)?;
-    }
-    let stored = stored_hashes(&mut *tx, &changes).await?;
-    let mut stored = stored.into_iter();
-    let mut chained = Vec::with_capacity(changes.rows.len());
-    let mut previous_hash: Option<String> = None;
-    for (row, previous) in changes.rows.iter().zip(&changes.previous) {
-        let previous = match previous {
-            PreviousHash::First => None,
-            PreviousHash::Known(hash) => Some(hash.clone()),
-            PreviousHash::Queued => previous_hash.take(),
-            PreviousHash::Stored => stored.next().flatten(),
-        };
-        let hash = event_hash(
-            previous.as_deref(),
-            &EventContent {
-                aggregate_type: &row.aggregate_type,
-                aggregate_id: &row.aggregate_id,
-                sequence: row.sequence as i64,
-                event_type: &row.event_type,
-                event_version: &row.event_version,
-                payload: &row.payload,
-                metadata: &metadata,
-            },
-        );
-        let mut row_metadata = metadata.clone();
-        if let Value::Object(fields) = &mut row_metadata {
-            let link = ChainLink {
-                previous,
-                hash: hash.clone(),
-            };
-            fields.insert(CHAIN_KEY.to_string(), link.to_value());
-        }
-        chained.push(row_metadata);
-        previous_hash = Some(hash);
-    }
-    let mut types = Vec::with_capacity(changes.rows.len());
-    let mut ids = Vec::with_capacity(changes.rows.len());
-    let mut sequences = Vec::with_capacity(changes.rows.len());
-    let mut event_types = Vec::with_capacity(changes.rows.len());
-    let mut versions = Vec::with_capacity(changes.rows.len());
-    let mut payloads = Vec::with_capacity(changes.rows.len());
-    for row in changes.rows {
-        types.push(row.aggregate_type);
-        ids.push(row.aggregate_id);
-        sequences.push(row.sequence as i64);
-        event_types.push(row.event_type);
-        versions.push(row.event_version);
-        payloads.push(row.payload);
-    }
-    // One statement for the whole batch.
-    let inserted = sqlx::query(
-            "INSERT INTO events \
-               (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             SELECT t, i, s, e, v, p, m \
-               FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], \
-                           $7::jsonb[]) \
-                 AS rows(t, i, s, e, v, p, m)",
-        )
-        .bind(&types)
-        .bind(&ids)
-        .bind(&sequences)
-        .bind(&event_types)
-        .bind(&versions)
-        .bind(&payloads)
-        .bind(&chained)
-        .execute(&mut *tx)
-        .await;
-    if let Err(error) = inserted {
-        return Err(conflict_or(error));
-    }
-    write_memberships(&mut *tx, changes.memberships).await?;
-    for link in changes.tenant_links {
-        match link {
-            TenantLink::Set { account, tenant } => {
-                sqlx::query(
-                    "INSERT INTO account_tenants (account_name, tenant_id) VALUES ($1, $2) \
-                         ON CONFLICT (account_name) DO UPDATE SET tenant_id = EXCLUDED.tenant_id",
-                )
-                .bind(account)
-                .bind(tenant)
-                .execute(&mut *tx)
-                .await?;
-            }
-            TenantLink::Clear { account } => {
-                sqlx::query("DELETE FROM account_tenants WHERE account_name = $1")
-                    .bind(account)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-    }
-    Ok(())
+    let stored = stored_hashes(&mut *connection, &changes).await?;
+    let prepared = Prepared::new(changes, metadata, stored)?;
+    prepared.append(connection).await
 }
 
-/// Applies membership changes in order (a number set then removed in one commit ends removed):
-/// the last change of each number wins, written with one upsert and one delete.
-async fn write_memberships(
-    tx: &mut sqlx::PgConnection,
-    changes: Vec<MembershipChange>,
-) -> Result<(), StoreError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let mut last: HashMap<String, MembershipChange> = HashMap::with_capacity(changes.len());
-    for change in changes {
-        let number = match &change {
-            MembershipChange::Set(member) => member.telephone_number.clone(),
-            MembershipChange::Remove(number) => number.clone(),
-        };
-        last.insert(number, change);
-    }
-    let mut last: Vec<(String, MembershipChange)> = last.into_iter().collect();
-    // One order for every writer.
-    last.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut set_numbers = Vec::new();
-    let mut set_accounts = Vec::new();
-    let mut set_services = Vec::new();
-    let mut removed = Vec::new();
-    for (number, change) in last {
-        match change {
-            MembershipChange::Set(member) => {
-                set_numbers.push(number);
-                set_accounts.push(member.account);
-                // Postgres arrays of arrays must be rectangular: services travel as a literal.
-                set_services.push(format!(
-                    "{{{}}}",
-                    member
-                        .services
-                        .iter()
-                        .map(|s| format!("\"{s}\""))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ));
+/// One command's changes as `nmp_append` takes them: every event with its chain link in its
+/// metadata, the shared account locks, the memberships and the tenant links.
+pub(crate) struct Prepared {
+    pub(crate) shared_accounts: Vec<String>,
+    pub(crate) shared_versions: Vec<i64>,
+    pub(crate) types: Vec<String>,
+    pub(crate) ids: Vec<String>,
+    pub(crate) sequences: Vec<i64>,
+    pub(crate) event_types: Vec<String>,
+    pub(crate) versions: Vec<String>,
+    pub(crate) payloads: Vec<Value>,
+    pub(crate) metadata: Vec<Value>,
+    pub(crate) members: Memberships,
+    pub(crate) tenant_accounts: Vec<String>,
+    pub(crate) tenant_ids: Vec<Option<String>>,
+}
+
+impl Prepared {
+    /// Chains the events (each `Stored` previous hash taken in turn from `stored`) and lays the
+    /// changes out in arrays.
+    pub(crate) fn new(
+        changes: Changes,
+        metadata: &EventMetadata,
+        stored: Vec<Option<String>>,
+    ) -> Result<Prepared, StoreError> {
+        let metadata = serde_json::to_value(metadata).map_err(StoreError::Serialize)?;
+        let mut stored = stored.into_iter();
+        let rows = changes.rows.len();
+        let mut chained = Vec::with_capacity(rows);
+        let mut previous_hash: Option<String> = None;
+        for (row, previous) in changes.rows.iter().zip(&changes.previous) {
+            let previous = match previous {
+                PreviousHash::First => None,
+                PreviousHash::Known(hash) => Some(hash.clone()),
+                PreviousHash::Queued => previous_hash.take(),
+                PreviousHash::Stored => stored.next().flatten(),
+            };
+            let hash = event_hash(
+                previous.as_deref(),
+                &EventContent {
+                    aggregate_type: &row.aggregate_type,
+                    aggregate_id: &row.aggregate_id,
+                    sequence: row.sequence as i64,
+                    event_type: &row.event_type,
+                    event_version: &row.event_version,
+                    payload: &row.payload,
+                    metadata: &metadata,
+                },
+            );
+            let mut row_metadata = metadata.clone();
+            if let Value::Object(fields) = &mut row_metadata {
+                let link = ChainLink {
+                    previous,
+                    hash: hash.clone(),
+                };
+                fields.insert(CHAIN_KEY.to_string(), link.to_value());
             }
-            MembershipChange::Remove(_) => removed.push(number),
+            chained.push(row_metadata);
+            previous_hash = Some(hash);
+        }
+        let mut prepared = Prepared {
+            shared_accounts: Vec::new(),
+            shared_versions: Vec::new(),
+            types: Vec::with_capacity(rows),
+            ids: Vec::with_capacity(rows),
+            sequences: Vec::with_capacity(rows),
+            event_types: Vec::with_capacity(rows),
+            versions: Vec::with_capacity(rows),
+            payloads: Vec::with_capacity(rows),
+            metadata: chained,
+            members: Memberships::from(changes.memberships),
+            tenant_accounts: Vec::new(),
+            tenant_ids: Vec::new(),
+        };
+        for row in changes.rows {
+            prepared.types.push(row.aggregate_type);
+            prepared.ids.push(row.aggregate_id);
+            prepared.sequences.push(row.sequence as i64);
+            prepared.event_types.push(row.event_type);
+            prepared.versions.push(row.event_version);
+            prepared.payloads.push(row.payload);
+        }
+        for (account, version) in changes.shared_accounts {
+            prepared.shared_accounts.push(account);
+            prepared.shared_versions.push(version as i64);
+        }
+        for link in changes.tenant_links {
+            match link {
+                TenantLink::Set { account, tenant } => {
+                    prepared.tenant_accounts.push(account);
+                    prepared.tenant_ids.push(Some(tenant));
+                }
+                TenantLink::Clear { account } => {
+                    prepared.tenant_accounts.push(account);
+                    prepared.tenant_ids.push(None);
+                }
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// The first aggregate written (type and id), which orders commands in a batch.
+    pub(crate) fn first_key(&self) -> (&str, &str) {
+        match (self.types.first(), self.ids.first()) {
+            (Some(t), Some(i)) => (t.as_str(), i.as_str()),
+            _ => ("", self.members.first_number()),
         }
     }
-    if !set_numbers.is_empty() {
+
+    /// Writes these changes with one `nmp_append` statement.
+    pub(crate) async fn append(
+        &self,
+        connection: &mut sqlx::PgConnection,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO account_numbers (telephone_number, account_name, services) \
-             SELECT n, a, s::text[] FROM UNNEST($1::text[], $2::text[], $3::text[]) AS m(n, a, s) \
-             ON CONFLICT (telephone_number) DO UPDATE \
-                SET account_name = EXCLUDED.account_name, services = EXCLUDED.services",
+            "SELECT nmp_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
-        .bind(&set_numbers)
-        .bind(&set_accounts)
-        .bind(&set_services)
-        .execute(&mut *tx)
+        .bind(&self.shared_accounts)
+        .bind(&self.shared_versions)
+        .bind(&self.types)
+        .bind(&self.ids)
+        .bind(&self.sequences)
+        .bind(&self.event_types)
+        .bind(&self.versions)
+        .bind(&self.payloads)
+        .bind(&self.metadata)
+        .bind(&self.members.numbers)
+        .bind(&self.members.accounts)
+        .bind(&self.members.services)
+        .bind(&self.members.removed)
+        .bind(&self.tenant_accounts)
+        .bind(&self.tenant_ids)
+        .execute(&mut *connection)
+        .await
+        .map_err(conflict_or)?;
+        Ok(())
+    }
+}
+
+/// Membership changes as `nmp_append` takes them: the last change of each number wins, in
+/// number order.
+#[derive(Default)]
+pub(crate) struct Memberships {
+    pub(crate) numbers: Vec<String>,
+    pub(crate) accounts: Vec<String>,
+    /// `text[]` literals (arrays of arrays must be rectangular).
+    pub(crate) services: Vec<String>,
+    pub(crate) removed: Vec<String>,
+}
+
+impl Memberships {
+    fn first_number(&self) -> &str {
+        self.numbers
+            .first()
+            .or(self.removed.first())
+            .map_or("", String::as_str)
+    }
+}
+
+impl From<Vec<MembershipChange>> for Memberships {
+    fn from(changes: Vec<MembershipChange>) -> Self {
+        let mut last: std::collections::BTreeMap<String, MembershipChange> =
+            std::collections::BTreeMap::new();
+        for change in changes {
+            let number = match &change {
+                MembershipChange::Set(member) => member.telephone_number.clone(),
+                MembershipChange::Remove(number) => number.clone(),
+            };
+            last.insert(number, change);
+        }
+        let mut memberships = Memberships::default();
+        for (number, change) in last {
+            match change {
+                MembershipChange::Set(member) => {
+                    memberships.numbers.push(number);
+                    memberships.accounts.push(member.account);
+                    memberships.services.push(format!(
+                        "{{{}}}",
+                        member
+                            .services
+                            .iter()
+                            .map(|s| format!("\"{s}\""))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ));
+                }
+                MembershipChange::Remove(_) => memberships.removed.push(number),
+            }
+        }
+        memberships
+    }
+}
+
+/// Aggregates of one type being rebuilt: each from its cached state if any, by the events
+/// after it.
+struct Pending<'a, A> {
+    /// The ids asked for, each once.
+    distinct: Vec<&'a str>,
+    position: HashMap<&'a str, usize>,
+    /// How often each distinct id was asked for.
+    uses: Vec<usize>,
+    rebuilds: Vec<Rebuild<A>>,
+    /// The ids asked for, in order.
+    ids: Vec<&'a str>,
+}
+
+impl<'a, A> Pending<'a, A>
+where
+    A: Aggregate + Clone + 'static,
+{
+    fn start(cache: &AggregateCache, ids: &[&'a str]) -> Self {
+        let mut distinct: Vec<&str> = Vec::with_capacity(ids.len());
+        let mut position: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+        let mut uses: Vec<usize> = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let index = *position.entry(id).or_insert_with(|| {
+                distinct.push(id);
+                uses.push(0);
+                distinct.len() - 1
+            });
+            uses[index] += 1;
+        }
+        let rebuilds = distinct
+            .iter()
+            .map(|id| match cache.get::<Cached<A>>(A::TYPE, id) {
+                Some((Cached { aggregate, head }, version)) => Rebuild {
+                    loaded: Loaded {
+                        aggregate,
+                        version,
+                        head,
+                    },
+                    cached_at: Some(version),
+                    stale: false,
+                },
+                None => Rebuild::from_scratch(),
+            })
+            .collect();
+        Pending {
+            distinct,
+            position,
+            uses,
+            rebuilds,
+            ids: ids.to_vec(),
+        }
+    }
+
+    /// Adds what to read: each aggregate's type, id, and the sequence its events start after.
+    fn wanted(&self, types: &mut Vec<&'static str>, ids: &mut Vec<&'a str>, after: &mut Vec<i64>) {
+        for (id, rebuild) in self.distinct.iter().zip(&self.rebuilds) {
+            types.push(A::TYPE);
+            ids.push(id);
+            // -1, not 0: the schema allows a sequence of 0, and a rebuild from scratch reads all.
+            after.push(rebuild.cached_at.map_or(-1, |version| version as i64));
+        }
+    }
+
+    /// Applies `rows` (of type `A`, by id and sequence) to the aggregates being rebuilt. An
+    /// aggregate taken from the cache must continue exactly where it left off; if not, it is
+    /// marked stale and left alone.
+    fn apply(&mut self, store: &EventStore, rows: Vec<EventRow>) -> Result<(), StoreError> {
+        for (_, aggregate_id, sequence, event_type, event_version, payload, hash) in rows {
+            let Some(rebuild) = self
+                .position
+                .get(aggregate_id.as_str())
+                .map(|&index| &mut self.rebuilds[index])
+            else {
+                continue;
+            };
+            if rebuild.stale {
+                continue;
+            }
+            if rebuild.cached_at.is_some() && sequence != rebuild.loaded.version as i64 + 1 {
+                rebuild.stale = true;
+                continue;
+            }
+            let event = store.upcast(SerializedEvent::new(
+                aggregate_id,
+                sequence as usize,
+                A::TYPE.to_string(),
+                event_type,
+                event_version,
+                payload,
+                Value::Null,
+            ));
+            let payload: A::Event = serde_json::from_value(event.payload).map_err(|source| {
+                StoreError::Deserialize {
+                    aggregate_type: A::TYPE.to_string(),
+                    aggregate_id: event.aggregate_id.clone(),
+                    sequence: sequence as usize,
+                    source,
+                }
+            })?;
+            rebuild.loaded.aggregate.apply(payload);
+            rebuild.loaded.version = sequence as u64;
+            rebuild.loaded.head = hash.map(|hash| ChainHead {
+                version: sequence as u64,
+                hash,
+            });
+        }
+        Ok(())
+    }
+
+    /// Rebuilds again from scratch what the cache had wrong, keeps the results in the cache,
+    /// and answers them in the order asked.
+    async fn finish(
+        mut self,
+        store: &EventStore,
+        connection: &mut sqlx::PgConnection,
+    ) -> Result<Vec<Loaded<A>>, StoreError> {
+        // Cannot happen while events are only ever appended. If stored events were replaced
+        // under a running process (a restored database), a cached state that the stored events
+        // do not continue is dropped here and the aggregate rebuilt; one they happen to continue
+        // is not detected, so processes must be restarted after such a restore.
+        let stale: Vec<usize> = (0..self.rebuilds.len())
+            .filter(|&i| self.rebuilds[i].stale)
+            .collect();
+        if !stale.is_empty() {
+            let stale_ids: Vec<&str> = stale.iter().map(|&i| self.distinct[i]).collect();
+            tracing::warn!(
+                aggregate_type = A::TYPE,
+                ids = ?stale_ids,
+                "cached aggregates do not precede their stored events; rebuilding them"
+            );
+            for (&index, id) in stale.iter().zip(&stale_ids) {
+                store.cache.remove(A::TYPE, id);
+                self.rebuilds[index] = Rebuild::from_scratch();
+            }
+            let types = vec![A::TYPE; stale_ids.len()];
+            let rows =
+                events_after(connection, &types, &stale_ids, &vec![-1; stale_ids.len()]).await?;
+            self.apply(store, rows)?;
+        }
+
+        for (id, rebuild) in self.distinct.iter().zip(&self.rebuilds) {
+            // Only what was read from the store, and only when it moved on.
+            if rebuild.loaded.version > rebuild.cached_at.unwrap_or(0) {
+                let cached = Cached {
+                    aggregate: rebuild.loaded.aggregate.clone(),
+                    head: rebuild.loaded.head.clone(),
+                };
+                store.cache.put(A::TYPE, id, cached, rebuild.loaded.version);
+            }
+        }
+
+        let Pending {
+            position,
+            mut uses,
+            rebuilds,
+            ids,
+            ..
+        } = self;
+        let mut rebuilt: Vec<Option<Loaded<A>>> =
+            rebuilds.into_iter().map(|r| Some(r.loaded)).collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let index = position[id];
+                uses[index] -= 1;
+                let slot = &mut rebuilt[index];
+                // A repeated id gets a copy; its last occurrence takes the original.
+                if uses[index] == 0 {
+                    slot.take().expect("taken once")
+                } else {
+                    slot.clone().expect("not taken yet")
+                }
+            })
+            .collect())
+    }
+}
+
+/// The events of aggregates (`types[i]`, `ids[i]`) with a sequence above `after[i]`, by type,
+/// aggregate and sequence (`nmp_events_after`: each aggregate one index lookup, on a plan made
+/// once per connection).
+async fn events_after(
+    connection: &mut sqlx::PgConnection,
+    types: &[&str],
+    ids: &[&str],
+    after: &[i64],
+) -> Result<Vec<EventRow>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_as("SELECT * FROM nmp_events_after($1, $2, $3)")
+        .bind(types)
+        .bind(ids)
+        .bind(after)
+        .fetch_all(&mut *connection)
         .await?;
-    }
-    if !removed.is_empty() {
-        sqlx::query("DELETE FROM account_numbers WHERE telephone_number = ANY($1)")
-            .bind(&removed)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(())
+    Ok(rows)
 }
 
 /// The chain hashes of the stored events that queued rows marked `PreviousHash::Stored` follow,

@@ -7,6 +7,7 @@
 pub mod audit;
 mod cache;
 pub mod chain;
+mod combiner;
 mod database;
 mod event_store;
 mod metadata;
