@@ -423,3 +423,136 @@ async fn racing_to_claim_one_number_gives_it_to_exactly_one_account() {
     .expect("count");
     assert_eq!(owners, 1);
 }
+
+/// An Operator Connect number's details with `header` as its custom SIP header.
+fn details_with_header(header: &str) -> domain::NumberDetails {
+    domain::NumberDetails {
+        teams_operator_connect: Some(domain::TeamsNumberService {
+            enabled: true,
+            assignment_status: Some(domain::AssignmentStatus::Assigned),
+            configuration: Some(domain::TeamsNumberConfiguration {
+                usage: domain::Usage::CallingUserAssignment,
+                choosable_capabilities: vec![domain::Capability::InboundCalling],
+                additional_usages: Vec::new(),
+                civic_address_id: None,
+                location_id: None,
+                allow_tenant_address_update: true,
+                displayed_country_code: None,
+            }),
+        }),
+        custom_sip_header: Some(domain::SipHeaderValue::parse(header).expect("a header")),
+        ..domain::NumberDetails::default()
+    }
+}
+
+#[tokio::test]
+async fn a_write_decided_on_what_another_instance_changed_since_is_decided_again() {
+    let app = spawn_app().await;
+    // Without flow-through, so that a deletion is immediate.
+    let mut body = account_body("contoso");
+    body["serviceDetails"]["teamsOperatorConnect"]["syncEnabled"] = json!(false);
+    app.put_account("contoso", &body).await;
+    // Two instances of nmp on one database, each with its own cache of aggregates.
+    let first = app.commands.clone();
+    let second = commands::CommandService::new(store::EventStore::new(app.pool.clone()));
+    let metadata = store::EventMetadata::system("test");
+    let account = domain::AccountName::parse("contoso").expect("a name");
+    let number = |n: &str| domain::E164::parse(n).expect("a number");
+    let upsert = |service: &commands::CommandService, n: &str, header: &str| {
+        let service = service.clone();
+        let account = account.clone();
+        let metadata = metadata.clone();
+        let telephone_number = number(n);
+        let details = details_with_header(header);
+        async move {
+            service
+                .upsert_number(
+                    &account,
+                    telephone_number,
+                    details,
+                    &commands::Preconditions::none(),
+                    &metadata,
+                )
+                .await
+        }
+    };
+    // Both know the account.
+    first.account(&account).await.expect("loaded");
+    second.account(&account).await.expect("loaded");
+
+    // The first knows +15105850001 at version 1; the second moves it to version 2.
+    let created = upsert(&first, "+15105850001", "one")
+        .await
+        .expect("created");
+    assert!(created.created);
+    second
+        .number(&number("+15105850001"))
+        .await
+        .expect("loaded");
+    upsert(&second, "+15105850001", "two")
+        .await
+        .expect("updated");
+    // What the first knows is stale: its write is decided again on version 2.
+    let third = upsert(&first, "+15105850001", "three")
+        .await
+        .expect("updated");
+    assert!(!third.created);
+    assert_eq!(third.number.version, 3);
+
+    // A number the first never saw, written by the second: not new after all.
+    upsert(&second, "+15105850002", "two")
+        .await
+        .expect("created");
+    let seen = upsert(&first, "+15105850002", "one")
+        .await
+        .expect("updated");
+    assert!(!seen.created, "an existing number is updated, not created");
+    assert_eq!(seen.number.version, 2);
+
+    // A number deleted by the second while the first still knows it.
+    second
+        .delete_number(
+            &account,
+            number("+15105850001"),
+            &commands::Preconditions::none(),
+            &metadata,
+        )
+        .await
+        .expect("deleted");
+    let again = upsert(&first, "+15105850001", "four")
+        .await
+        .expect("added again");
+    assert!(again.created);
+    assert_eq!(again.number.version, 5);
+
+    let sequences: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, event_type FROM events WHERE aggregate_type = 'number' \
+          ORDER BY aggregate_id, sequence",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("events");
+    let types: Vec<String> = sequences.iter().map(|(_, _, t)| t.clone()).collect();
+    assert_eq!(
+        types,
+        [
+            "NumberAdded",
+            "NumberUpdated",
+            "NumberUpdated",
+            "NumberDeleted",
+            "NumberAdded",
+            "NumberAdded",
+            "NumberUpdated"
+        ],
+        "{sequences:?}"
+    );
+    let read = app.get_number("contoso", "+15105850001").await;
+    assert_eq!(read.body["configuration"]["customSipHeader"], "four");
+    let report = store::chain::verify(&app.pool).await.expect("verified");
+    assert!(report.is_clean(), "{report}");
+    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM account_numbers")
+        .fetch_one(&app.pool)
+        .await
+        .expect("memberships");
+    assert_eq!(members, 2);
+}

@@ -370,64 +370,41 @@ impl CommandService {
         metadata: &EventMetadata,
     ) -> Result<Vec<UpsertedNumber>, CommandError> {
         refuse_duplicates(items.iter().map(|(number, _)| number))?;
+        let ids: Vec<String> = items.iter().map(|(n, _)| n.to_string()).collect();
+        // First without reading: what this process knows of the account and the numbers (a
+        // number it never saw taken to be new). The commit holds only if that was the truth —
+        // the account still at the version known, each number's next sequence still free — so
+        // a write that succeeds was decided on the current state. Anything else (a conflict, a
+        // refusal or a no-op that stale knowledge may have caused) is decided again on what is
+        // stored.
+        if !preconditions.is_conditional()
+            && let Some(account_known) = self.store.cached::<Account>(account.as_str())
+        {
+            let numbers = ids
+                .iter()
+                .map(|id| self.store.cached::<Number>(id).unwrap_or_default())
+                .collect();
+            // Only a decision that writes to every number is checked by the commit: one that
+            // finds nothing to change was decided on knowledge nothing confirms.
+            if let Ok((changes, outcomes)) =
+                upsert_decisions(account, &items, account_known, numbers, preconditions).await
+                && changes.event_count() == items.len()
+            {
+                match self.store.commit(changes, metadata).await {
+                    Ok(()) => return Ok(outcomes),
+                    Err(StoreError::Conflict) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
         self.with_retries(preconditions, || async {
             // The account and the numbers in one query.
-            let ids: Vec<String> = items.iter().map(|(n, _)| n.to_string()).collect();
             let (loaded_account, numbers) = self
                 .store
                 .load_with::<Account, Number>(account.as_str(), &ids)
                 .await?;
-            let Some(account_state) = &loaded_account.aggregate.state else {
-                return Err(DomainError::AccountNotFound(account.clone()).into());
-            };
-            // Said once for the whole request rather than for each of its numbers.
-            account_state.check_changeable()?;
-            let account_services = account_state.services.clone();
-            let mut changes = Changes::new();
-            let mut refusals = Vec::new();
-            let mut outcomes = Vec::with_capacity(items.len());
-            for (index, ((number, details), mut loaded)) in items.iter().zip(numbers).enumerate() {
-                let owned = loaded
-                    .aggregate
-                    .state
-                    .as_ref()
-                    .is_some_and(|s| &s.account == account);
-                preconditions.check(owned, loaded.version)?;
-                let created = loaded.aggregate.state.is_none();
-                let before = loaded.aggregate.state.clone();
-                let decided = decide(
-                    &mut loaded.aggregate,
-                    NumberCommand::AddOrUpdate {
-                        telephone_number: number.clone(),
-                        account: account.clone(),
-                        account_services: account_services.clone(),
-                        details: details.clone(),
-                    },
-                )
-                .await;
-                match decided {
-                    Err(error) => refusals.push(ItemRefusal { index, error }),
-                    Ok(events) => {
-                        changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
-                        loaded.version += events.len() as u64;
-                        track_membership(
-                            &mut changes,
-                            number,
-                            before.as_ref(),
-                            loaded.aggregate.state.as_ref(),
-                        );
-                        outcomes.push(UpsertedNumber {
-                            number: loaded,
-                            created,
-                        });
-                    }
-                }
-            }
-            if !refusals.is_empty() {
-                return Err(CommandError::BatchRefused(refusals));
-            }
-            // Decided on the account's services: committed only if the account is unchanged.
-            changes.share_account(account.as_str(), loaded_account.version);
+            let (changes, outcomes) =
+                upsert_decisions(account, &items, loaded_account, numbers, preconditions).await?;
             self.store.commit(changes, metadata).await?;
             Ok(outcomes)
         })
@@ -928,6 +905,70 @@ impl CommandService {
         })
         .await
     }
+}
+
+/// Decides an upsert of `items` into `account` on the states given (as loaded, or as known):
+/// the changes to commit and the numbers as they will be. Every item is decided; if any is
+/// refused, the refusals are the answer.
+async fn upsert_decisions(
+    account: &AccountName,
+    items: &[(E164, NumberDetails)],
+    loaded_account: Loaded<Account>,
+    numbers: Vec<Loaded<Number>>,
+    preconditions: &Preconditions,
+) -> Result<(Changes, Vec<UpsertedNumber>), CommandError> {
+    let Some(account_state) = &loaded_account.aggregate.state else {
+        return Err(DomainError::AccountNotFound(account.clone()).into());
+    };
+    // Said once for the whole request rather than for each of its numbers.
+    account_state.check_changeable()?;
+    let account_services = &account_state.services;
+    let mut changes = Changes::new();
+    let mut refusals = Vec::new();
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (index, ((number, details), mut loaded)) in items.iter().zip(numbers).enumerate() {
+        let owned = loaded
+            .aggregate
+            .state
+            .as_ref()
+            .is_some_and(|s| &s.account == account);
+        preconditions.check(owned, loaded.version)?;
+        let created = loaded.aggregate.state.is_none();
+        let before = loaded.aggregate.state.clone();
+        let decided = decide(
+            &mut loaded.aggregate,
+            NumberCommand::AddOrUpdate {
+                telephone_number: number.clone(),
+                account: account.clone(),
+                account_services: account_services.clone(),
+                details: details.clone(),
+            },
+        )
+        .await;
+        match decided {
+            Err(error) => refusals.push(ItemRefusal { index, error }),
+            Ok(events) => {
+                changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
+                loaded.version += events.len() as u64;
+                track_membership(
+                    &mut changes,
+                    number,
+                    before.as_ref(),
+                    loaded.aggregate.state.as_ref(),
+                );
+                outcomes.push(UpsertedNumber {
+                    number: loaded,
+                    created,
+                });
+            }
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(CommandError::BatchRefused(refusals));
+    }
+    // Decided on the account's services: committed only if the account is unchanged.
+    changes.share_account(account.as_str(), loaded_account.version);
+    Ok((changes, outcomes))
 }
 
 /// Queues the membership change that a number's events made: a number that exists belongs to

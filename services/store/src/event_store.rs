@@ -67,6 +67,17 @@ struct ChainHead {
     hash: String,
 }
 
+/// A new aggregate: no events, version 0.
+impl<A: Default> Default for Loaded<A> {
+    fn default() -> Self {
+        Loaded {
+            aggregate: A::default(),
+            version: 0,
+            head: None,
+        }
+    }
+}
+
 impl<A> Loaded<A> {
     /// The chain hash of the event at `version`, when it was read with the aggregate (`None`
     /// for a new aggregate, or once `version` was moved on).
@@ -331,6 +342,21 @@ impl EventStore {
     {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         self.rebuild::<A>(&ids).await
+    }
+
+    /// Aggregate `id` as this process last read it from the store, without reading: a new
+    /// aggregate for one it never saw. Only for writes whose commit checks it is still true
+    /// (the next sequence free, an account's version shared).
+    pub fn cached<A>(&self, id: &str) -> Option<Loaded<A>>
+    where
+        A: Aggregate + Clone + 'static,
+    {
+        let (Cached { aggregate, head }, version) = self.cache.get::<Cached<A>>(A::TYPE, id)?;
+        Some(Loaded {
+            aggregate,
+            version,
+            head,
+        })
     }
 
     /// Rebuilds aggregate `first` of type `A` and aggregates `others` of type `B` with one
