@@ -228,7 +228,7 @@ impl Account {
 }
 
 /// Refuses a replacement that would strand numbers: a service they use switched off, or the
-/// Teams tenant changed under Operator Connect or Teams Phone Mobile numbers.
+/// Teams tenant changed or dropped under Operator Connect or Teams Phone Mobile numbers.
 fn check_replacement(
     state: &AccountState,
     services: &AccountServices,
@@ -243,7 +243,11 @@ fn check_replacement(
             });
         }
     }
-    if services.teams_tenant_id != state.services.teams_tenant_id {
+    // A first tenant may be set under numbers that waited for one; changing or dropping one
+    // would strand the numbers in the tenant that holds them.
+    if state.services.teams_tenant_id.is_some()
+        && services.teams_tenant_id != state.services.teams_tenant_id
+    {
         let count = numbers.teams_tenant_bound() as usize;
         if count > 0 {
             return Err(DomainError::TenantChangeWithNumbers {

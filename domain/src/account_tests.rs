@@ -234,42 +234,56 @@ async fn changing_only_the_correlation_id_updates_the_account() {
 }
 
 #[tokio::test]
-async fn operator_connect_without_a_teams_tenant_id_is_refused() {
+async fn operator_connect_without_a_teams_tenant_id_is_accepted() {
+    // As in the public API: the tenant may come later; until then the numbers wait.
+    let services = account_services().operator_connect(Flow::Synced).build();
     framework()
         .given_no_previous_events()
-        .when_async(create_or_replace(
-            account_services().operator_connect(Flow::Synced).build(),
-        ))
+        .when_async(create_or_replace(services.clone()))
         .await
-        .then_expect_error(DomainError::TenantIdRequired {
-            service: "teamsOperatorConnect",
-        });
+        .then_expect_events(vec![created(services)]);
 }
 
 #[tokio::test]
-async fn teams_phone_mobile_without_a_teams_tenant_id_is_refused() {
+async fn teams_phone_mobile_without_a_teams_tenant_id_is_accepted() {
+    let services = account_services().phone_mobile(Flow::NotSynced).build();
     framework()
         .given_no_previous_events()
-        .when_async(create_or_replace(
-            account_services().phone_mobile(Flow::NotSynced).build(),
-        ))
+        .when_async(create_or_replace(services.clone()))
         .await
-        .then_expect_error(DomainError::TenantIdRequired {
-            service: "teamsPhoneMobile",
-        });
+        .then_expect_events(vec![created(services)]);
 }
 
 #[tokio::test]
-async fn dropping_the_teams_tenant_id_of_an_operator_connect_account_is_refused() {
+async fn dropping_the_teams_tenant_id_of_an_account_with_teams_numbers_is_refused() {
     framework()
         .given(vec![created(operator_connect_account())])
-        .when_async(create_or_replace(
-            account_services().operator_connect(Flow::Synced).build(),
-        ))
+        .when_async(AccountCommand::CreateOrReplace {
+            name: contoso(),
+            correlation_id: None,
+            services: account_services().operator_connect(Flow::Synced).build(),
+            numbers: NumberCounts::from_groups(vec![(vec![Service::TeamsOperatorConnect], 2)]),
+        })
         .await
-        .then_expect_error(DomainError::TenantIdRequired {
-            service: "teamsOperatorConnect",
+        .then_expect_error(DomainError::TenantChangeWithNumbers {
+            account: contoso(),
+            count: 2,
         });
+}
+
+#[tokio::test]
+async fn a_first_teams_tenant_id_may_be_set_under_numbers_waiting_for_it() {
+    let without = account_services().operator_connect(Flow::Synced).build();
+    framework()
+        .given(vec![created(without)])
+        .when_async(AccountCommand::CreateOrReplace {
+            name: contoso(),
+            correlation_id: None,
+            services: operator_connect_account(),
+            numbers: NumberCounts::from_groups(vec![(vec![Service::TeamsOperatorConnect], 2)]),
+        })
+        .await
+        .then_expect_events(vec![updated(operator_connect_account())]);
 }
 
 #[tokio::test]

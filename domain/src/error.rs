@@ -44,8 +44,6 @@ pub enum DomainError {
     ServiceStillUsed { service: &'static str, count: usize },
     #[error("{service} must be enabled on the account before a number can use it")]
     ServiceNotEnabledOnAccount { service: &'static str },
-    #[error("teamsTenantId is required when {service} is enabled")]
-    TenantIdRequired { service: &'static str },
     #[error("a number cannot have both teamsOperatorConnect and teamsPhoneMobile enabled")]
     ConflictingTeamsServices,
     #[error("a custom SIP header is not allowed on a {service} number")]
@@ -70,10 +68,6 @@ pub enum DomainError {
         service: &'static str,
         usage: &'static str,
     },
-    #[error(
-        "{number} is a toll-free number: {service}.configuration.displayedCountryCode is required"
-    )]
-    DisplayedCountryCodeRequired { number: E164, service: &'static str },
     #[error("number {0} appears more than once in the request")]
     DuplicateNumberInRequest(E164),
     #[error("{status} needs a reason in customerRelationship.comment")]
@@ -113,7 +107,6 @@ impl DomainError {
             | ProvisioningNotFailed { .. } => RefusalKind::Conflict,
             InvalidValue(_)
             | ServiceNotEnabledOnAccount { .. }
-            | TenantIdRequired { .. }
             | ConflictingTeamsServices
             | SipHeaderNotAllowed { .. }
             | TeamsConfigurationRequired { .. }
@@ -121,7 +114,6 @@ impl DomainError {
             | DuplicateCapability { .. }
             | MobileCapabilityOutsidePhoneMobile
             | DuplicateUsage { .. }
-            | DisplayedCountryCodeRequired { .. }
             | DuplicateNumberInRequest(_)
             | ReasonRequired { .. } => RefusalKind::Invalid,
         }
@@ -141,7 +133,6 @@ impl DomainError {
             TenantChangeWithNumbers { .. } => "TenantChangeNotAllowed",
             ServiceNotEnabledOnAccount { .. } => "ServiceNotEnabledOnAccount",
             ServiceStillUsed { .. } => "ServiceInUse",
-            TenantIdRequired { .. } => "TeamsTenantIdRequired",
             ConflictingTeamsServices => "ConflictingServices",
             SipHeaderNotAllowed { .. } => "CustomSipHeaderNotAllowed",
             TeamsConfigurationRequired { .. } => "ConfigurationRequired",
@@ -149,7 +140,6 @@ impl DomainError {
             DuplicateCapability { .. } => "DuplicateCapability",
             MobileCapabilityOutsidePhoneMobile => "InvalidCapability",
             DuplicateUsage { .. } => "DuplicateUsage",
-            DisplayedCountryCodeRequired { .. } => "DisplayedCountryCodeRequired",
             ReasonRequired { .. } => "ReasonRequired",
             DuplicateNumberInRequest(_) => "DuplicateNumber",
             ConsentRemoved(_) => "RequestForInformationRemoved",
@@ -175,9 +165,7 @@ impl DomainError {
             ConsentNotFound(_) | ConsentRemoved(_) => Some("tenantId".into()),
             CivicAddressNotFound(_) => Some("civicAddressId".into()),
             AccountHasNumbers { .. } => Some("deleteNumbers".into()),
-            TenantChangeWithNumbers { .. } | TenantIdRequired { .. } => {
-                Some("serviceDetails.teamsTenantId".into())
-            }
+            TenantChangeWithNumbers { .. } => Some("serviceDetails.teamsTenantId".into()),
             ServiceNotEnabledOnAccount { service } | ServiceStillUsed { service, .. } => {
                 Some(format!("serviceDetails.{service}"))
             }
@@ -193,9 +181,6 @@ impl DomainError {
                 "serviceDetails.teamsOperatorConnect.configuration.choosableCapabilities".into(),
             ),
             DuplicateUsage { service, .. } => service_config(service, "additionalUsages"),
-            DisplayedCountryCodeRequired { service, .. } => {
-                service_config(service, "displayedCountryCode")
-            }
             ReasonRequired { .. } => Some("customerRelationship.comment".into()),
             ProvisioningNotFailed { .. } => Some("serviceProvisioningStatus".into()),
         }

@@ -201,7 +201,7 @@ impl Aggregate for Number {
                 if self.state.as_ref().is_some_and(|state| state.deleting) {
                     return Err(DomainError::NumberBeingDeleted(telephone_number));
                 }
-                details.validate(&telephone_number, &account_services)?;
+                details.validate(&account_services)?;
                 // Switching off a service that flows through must reach the backend too: the
                 // number has to be released there.
                 let sync_required = details.needs_sync(&account_services)
@@ -239,7 +239,7 @@ impl Aggregate for Number {
                     custom_sip_header: value.clone(),
                     ..state.details.clone()
                 };
-                details.validate(&telephone_number, &account_services)?;
+                details.validate(&account_services)?;
                 let sync_required = details.needs_sync(&account_services);
                 let event = match value {
                     Some(value) => NumberEvent::SipHeaderSet {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
 use crate::values::{
-    AssignmentStatus, Capability, CountryCode, E164, Identifier, SipHeaderValue, Subdomain,
+    AssignmentStatus, Capability, CountryCode, Identifier, SipHeaderValue, Subdomain,
     SubdomainToken, TenantId, Usage,
 };
 
@@ -140,15 +140,11 @@ impl AccountServices {
         Service::ALL.iter().any(|s| self.is_sync_enabled(*s))
     }
 
-    /// The account-level rules that do not depend on the account's numbers.
+    /// The account-level rules that do not depend on the account's numbers: none today. An
+    /// account with Operator Connect or Teams Phone Mobile may have no `teamsTenantId`, as in
+    /// the public API; its numbers cannot reach the backend until it has one, which their
+    /// provisioning status says (`TeamsTenantIdRequired`).
     pub fn validate(&self) -> Result<(), DomainError> {
-        for service in [Service::TeamsOperatorConnect, Service::TeamsPhoneMobile] {
-            if self.is_enabled(service) && self.teams_tenant_id.is_none() {
-                return Err(DomainError::TenantIdRequired {
-                    service: service.wire_name(),
-                });
-            }
-        }
         Ok(())
     }
 }
@@ -219,7 +215,7 @@ impl NumberDetails {
 
     /// Checks every rule for a number with these details in an account with these services.
     /// The civic-address rule is the backend's to enforce (see DESIGN.md).
-    pub fn validate(&self, number: &E164, account: &AccountServices) -> Result<(), DomainError> {
+    pub fn validate(&self, account: &AccountServices) -> Result<(), DomainError> {
         for service in self.enabled_services() {
             if !account.is_enabled(service) {
                 return Err(DomainError::ServiceNotEnabledOnAccount {
@@ -252,14 +248,13 @@ impl NumberDetails {
             let Some(settings) = settings.as_ref().filter(|s| s.enabled) else {
                 continue;
             };
-            validate_teams_configuration(number, service, settings)?;
+            validate_teams_configuration(service, settings)?;
         }
         Ok(())
     }
 }
 
 fn validate_teams_configuration(
-    number: &E164,
     service: Service,
     settings: &TeamsNumberService,
 ) -> Result<(), DomainError> {
@@ -292,12 +287,6 @@ fn validate_teams_configuration(
             });
         }
         usages.push(*usage);
-    }
-    if number.is_toll_free() && configuration.displayed_country_code.is_none() {
-        return Err(DomainError::DisplayedCountryCodeRequired {
-            number: number.clone(),
-            service: name,
-        });
     }
     Ok(())
 }

@@ -141,40 +141,6 @@ parsed_string!(
     }
 );
 
-/// Toll-free ranges by E.164 prefix. A number in them must say which country it is shown as
-/// (`displayedCountryCode`), because its digits do not tell the Teams backend.
-const TOLL_FREE_PREFIXES: &[&str] = &[
-    "+800",  // universal international freephone
-    "+1800", // North America
-    "+1833", "+1844", "+1855", "+1866", "+1877", "+1888", "+44800", // United Kingdom
-    "+44808", "+33800", // France
-    "+33805", "+49800", // Germany
-    "+3180",  // Netherlands 0800
-    "+3280",  // Belgium 0800
-    "+39800", // Italy
-    "+39803", "+34800", // Spain
-    "+34900", "+35318",  // Ireland 1800
-    "+611800", // Australia
-    "+64800",  // New Zealand
-    "+4680",   // Sweden 020
-    "+4780",   // Norway
-    "+4580",   // Denmark
-    "+41800",  // Switzerland
-    "+43800",  // Austria
-    "+35180",  // Portugal
-    "+81120",  // Japan
-    "+810800",
-];
-
-impl E164 {
-    /// Whether the number lies in a known toll-free range (see `TOLL_FREE_PREFIXES`).
-    pub fn is_toll_free(&self) -> bool {
-        TOLL_FREE_PREFIXES
-            .iter()
-            .any(|prefix| self.0.starts_with(prefix))
-    }
-}
-
 parsed_string!(
     /// An account name: 1 to 100 of `A-Z a-z 0-9 _ -`, case-sensitive.
     AccountName,
@@ -517,13 +483,6 @@ mod tests {
             E164::parse("+123456789012345").is_ok(),
             "16 characters is the limit"
         );
-    }
-
-    #[test]
-    fn toll_free_numbers_are_recognised() {
-        assert!(E164::parse("+18005551234").unwrap().is_toll_free());
-        assert!(E164::parse("+448001234567").unwrap().is_toll_free());
-        assert!(!E164::parse("+15105850321").unwrap().is_toll_free());
     }
 
     #[test]

@@ -160,13 +160,31 @@ async fn a_service_in_use_by_numbers_cannot_be_switched_off() {
 }
 
 #[tokio::test]
-async fn operator_connect_needs_a_teams_tenant() {
+async fn operator_connect_needs_no_teams_tenant_as_in_the_public_api() {
     let app = spawn_app().await;
     let body = json!({"name": "contoso", "serviceDetails": {
-        "teamsOperatorConnect": {"enabled": true, "syncEnabled": true}}});
-    let refused = app.put_account("contoso", &body).await;
-    refused.assert_error(400, "TeamsTenantIdRequired");
-    assert_eq!(refused.error_target(), Some("serviceDetails.teamsTenantId"));
+        "teamsOperatorConnect": {"enabled": true, "syncEnabled": true},
+        "teamsPhoneMobile": {"enabled": false, "syncEnabled": false}}});
+    let created = app.put_account("contoso", &body).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert!(
+        created.body["serviceDetails"]
+            .get("teamsTenantId")
+            .is_none()
+    );
+    // Numbers may be added; they wait for the tenant (see the saga's tests).
+    let number = app
+        .put_number(
+            "contoso",
+            "+15105850321",
+            &tests::number_body("contoso", "+15105850321"),
+        )
+        .await;
+    assert_eq!(number.status, 201, "{number:?}");
+    // The first tenant may be set under them.
+    let set = app.put_account("contoso", &account_body("contoso")).await;
+    assert_eq!(set.status, 200, "{set:?}");
+    assert_eq!(set.body["serviceDetails"]["teamsTenantId"], tests::TENANT);
 }
 
 #[tokio::test]

@@ -111,23 +111,20 @@ async fn a_number_needs_an_existing_account() {
 }
 
 #[tokio::test]
-async fn a_toll_free_number_needs_its_displayed_country() {
+async fn a_toll_free_number_needs_no_displayed_country_as_in_the_public_api() {
     let app = spawn_app().await;
     app.put_account("contoso", &account_body("contoso")).await;
     let number = "+18005550100";
     let mut body = number_body("contoso", number);
-    let refused = app.put_number("contoso", number, &body).await;
-    refused.assert_error(400, "DisplayedCountryCodeRequired");
-    assert_eq!(
-        refused.error_target(),
-        Some("serviceDetails.teamsOperatorConnect.configuration.displayedCountryCode")
-    );
-    body["serviceDetails"]["teamsOperatorConnect"]["configuration"]["displayedCountryCode"] =
-        json!("US");
     let accepted = app.put_number("contoso", number, &body).await;
     assert_eq!(accepted.status, 201, "{accepted:?}");
+    // And one given is kept, in capitals.
+    body["serviceDetails"]["teamsOperatorConnect"]["configuration"]["displayedCountryCode"] =
+        json!("us");
+    let replaced = app.put_number("contoso", number, &body).await;
+    assert_eq!(replaced.status, 200, "{replaced:?}");
     assert_eq!(
-        accepted.body["serviceDetails"]["teamsOperatorConnect"]["configuration"]["displayedCountryCode"],
+        replaced.body["serviceDetails"]["teamsOperatorConnect"]["configuration"]["displayedCountryCode"],
         "US"
     );
 }

@@ -434,7 +434,8 @@ async fn a_malformed_first_sent_is_refused() {
     let app = spawn_app().await;
     for (i, first_sent) in [
         "yesterday",
-        "2024-01-18T07:58:49Z",
+        "2024-13-45T07:58:49Z",
+        "2024-01-18 07:58",
         "1705564729",
         "Thu, 45 Jan 2024 07:58:49 GMT",
         "",
@@ -458,6 +459,27 @@ async fn a_malformed_first_sent_is_refused() {
         assert_rejected(&refused);
     }
     assert_eq!(app.event_count().await, 0, "nothing was written");
+}
+
+#[tokio::test]
+async fn a_first_sent_in_rfc_3339_as_the_public_openapi_declares_it_is_accepted() {
+    let app = spawn_app().await;
+    let first_sent = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let put = || {
+        repeatable(
+            app.request(Method::PUT, "/accounts/contoso")
+                .json(&account_body("contoso")),
+            "rfc3339-1",
+            &first_sent,
+        )
+    };
+    let first = app.send(put()).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_accepted(&first);
+    // The repeat gets the first answer.
+    let repeat = app.send(put()).await;
+    assert_eq!(repeat.status, 201, "{repeat:?}");
+    assert_eq!(app.event_count().await, 1);
 }
 
 #[tokio::test]

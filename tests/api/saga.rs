@@ -823,3 +823,59 @@ async fn two_thousand_numbers_survive_every_fault_and_restarts() {
     );
     assert!(stats.largest_batch <= 100, "{stats:?}");
 }
+
+#[tokio::test]
+async fn numbers_of_an_account_without_a_teams_tenant_fail_until_it_has_one_then_are_pushed() {
+    let app = spawn_app().await;
+    let read = ReadSide::start(&app).await;
+    let saga = SagaSide::start(&app, &read.stream).await;
+    saga.consent(TENANT, &["US"]).await;
+    let number = "+15105850041";
+    // As the public API allows: Operator Connect with flow-through, and no tenant yet.
+    let mut body = account_body("contoso");
+    body["serviceDetails"]
+        .as_object_mut()
+        .expect("serviceDetails")
+        .remove("teamsTenantId");
+    assert_eq!(app.put_account("contoso", &body).await.status, 201);
+    app.put_number("contoso", number, &accepted_number_body("contoso", number))
+        .await;
+    let failed = app
+        .wait_for_number_status("contoso", number, "failed", WAIT)
+        .await;
+    let error = &failed.body["serviceProvisioningErrors"][0];
+    assert_eq!(error["code"], "TeamsTenantIdRequired", "{failed:?}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the account has no Teams tenant")),
+        "{failed:?}"
+    );
+    assert!(
+        held_numbers(&saga).await.is_empty(),
+        "nothing reached the backend"
+    );
+
+    // The tenant is set under the waiting number, then the operator retries.
+    let set = app.put_account("contoso", &account_body("contoso")).await;
+    assert_eq!(set.status, 200, "{set:?}");
+    let retried = app
+        .send(app.request(
+            Method::POST,
+            &format!(
+                "{}:retryProvisioning",
+                tests::number_path("contoso", number)
+            ),
+        ))
+        .await;
+    assert_eq!(retried.status, 200, "{retried:?}");
+    app.wait_for_number_status("contoso", number, "synced", WAIT)
+        .await;
+    assert_eq!(held_numbers(&saga).await.len(), 1);
+    // Once numbers live in the tenant, it cannot change.
+    let mut other = account_body("contoso");
+    other["serviceDetails"]["teamsTenantId"] = json!("0f3a4b5c-6d7e-4f80-9a1b-2c3d4e5f6a7b");
+    app.put_account("contoso", &other)
+        .await
+        .assert_error(409, "TenantChangeNotAllowed");
+}

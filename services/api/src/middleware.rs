@@ -307,17 +307,28 @@ fn first_sent(request: &Request) -> Result<DateTime<Utc>, ApiError> {
         .ok_or_else(|| {
             ApiError::bad_request(
                 "MissingRepeatabilityFirstSent",
-                "Repeatability-First-Sent (an HTTP date) must accompany Repeatability-Request-ID",
+                "Repeatability-First-Sent (an HTTP date or an RFC 3339 date-time) must accompany \
+                 Repeatability-Request-ID",
             )
             .with_target(target)
         })?;
-    let sent = parse_http_date(text).ok_or_else(|| {
-        ApiError::bad_request(
-            "InvalidRepeatabilityFirstSent",
-            "Repeatability-First-Sent must be an HTTP date such as 'Tue, 15 Nov 1994 08:12:31 GMT'",
-        )
-        .with_target(target)
-    })?;
+    // The Azure convention sends an HTTP date; the public OpenAPI file declares the header
+    // `format: date-time`, so clients generated from it send RFC 3339. Both are accepted.
+    let sent = parse_http_date(text)
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|time| time.with_timezone(&Utc))
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "InvalidRepeatabilityFirstSent",
+                "Repeatability-First-Sent must be an HTTP date such as \
+                 'Tue, 15 Nov 1994 08:12:31 GMT' or an RFC 3339 date-time such as \
+                 '1994-11-15T08:12:31Z'",
+            )
+            .with_target(target)
+        })?;
     let now = Utc::now();
     let retention = chrono::Duration::from_std(REPEATABILITY_RETENTION).unwrap_or_default();
     if sent < now - retention {

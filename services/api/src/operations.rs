@@ -272,7 +272,7 @@ pub async fn get_teams_available_capabilities(
     batch: BatchNumbersDelete,
 ) -> Result<Outcome, ApiError> {
     let name = account_name(account)?;
-    let numbers = telephone_numbers(batch)?;
+    let numbers = telephone_numbers(batch, false)?;
     let backend = configured_backend(state)?;
     let tenant = teams_tenant(state, &name).await?;
     let answers = backend
@@ -316,7 +316,9 @@ pub async fn get_teams_available_capabilities(
 
 // ---- numbers -------------------------------------------------------------------------------
 
-fn check_batch_size(count: usize) -> Result<(), ApiError> {
+/// At most 100 numbers; none only where nothing is asked (an empty write is a no-op, as the
+/// public API has no `minItems`; capabilities common to no numbers mean nothing).
+fn check_batch_size(count: usize, none_allowed: bool) -> Result<(), ApiError> {
     if count > MAX_BATCH {
         return Err(ApiError::bad_request(
             "TooManyNumbers",
@@ -324,7 +326,7 @@ fn check_batch_size(count: usize) -> Result<(), ApiError> {
         )
         .with_target("numbers"));
     }
-    if count == 0 {
+    if count == 0 && !none_allowed {
         return Err(
             ApiError::bad_request("NoNumbers", "the request names no numbers")
                 .with_target("numbers"),
@@ -341,7 +343,7 @@ pub async fn create_or_update_numbers(
     batch: BatchNumbers,
 ) -> Result<Outcome, ApiError> {
     let account = account_name(account)?;
-    check_batch_size(batch.numbers.len())?;
+    check_batch_size(batch.numbers.len(), true)?;
     let items = batch
         .numbers
         .into_iter()
@@ -367,8 +369,8 @@ pub async fn create_or_update_numbers(
 
 /// The telephone numbers of a batch naming numbers (at most 100), each checked, with the
 /// index of a bad one in its target.
-fn telephone_numbers(batch: BatchNumbersDelete) -> Result<Vec<E164>, ApiError> {
-    check_batch_size(batch.numbers.len())?;
+fn telephone_numbers(batch: BatchNumbersDelete, none_allowed: bool) -> Result<Vec<E164>, ApiError> {
+    check_batch_size(batch.numbers.len(), none_allowed)?;
     batch
         .numbers
         .into_iter()
@@ -390,7 +392,7 @@ pub async fn delete_numbers(
     batch: BatchNumbersDelete,
 ) -> Result<Outcome, ApiError> {
     let account = account_name(account)?;
-    let numbers = telephone_numbers(batch)?;
+    let numbers = telephone_numbers(batch, true)?;
     state
         .commands
         .delete_numbers(&account, numbers, &caller.metadata)

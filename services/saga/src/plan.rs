@@ -136,8 +136,12 @@ fn wanted(
     }
     let Some(tenant) = account.services.teams_tenant_id.clone() else {
         return Err(cannot_push(
-            "TenantIdRequired",
-            format!("account '{}' has no Teams tenant", account.name),
+            "TeamsTenantIdRequired",
+            format!(
+                "the account has no Teams tenant: set teamsTenantId on account '{}', then retry \
+                 provisioning",
+                account.name
+            ),
         ));
     };
     let Some(configuration) = settings.configuration.clone() else {

@@ -215,11 +215,14 @@ impl Paging {
             seen.push(known);
             match name {
                 "api-version" => paging.api_version = Some(value.clone()),
-                "top" => paging.top = Some(integer(name, value, 1, MAX_INT32)?),
+                "top" => paging.top = Some(integer(name, value, 0, MAX_INT32)?),
                 "skip" => paging.skip = integer(name, value, 0, MAX_INT32)?,
                 "skipToken" => paging.after = Some(token_key(value)?),
+                // A page may always hold fewer items than asked: a larger size is served
+                // as the largest nmp serves.
                 "maxpagesize" => {
-                    paging.max_page_size = Some(integer(name, value, 1, MAX_PAGE_SIZE)?)
+                    paging.max_page_size =
+                        Some(integer(name, value, 1, MAX_INT32)?.min(MAX_PAGE_SIZE))
                 }
                 "filter" => paging.filter = Some(value.clone()),
                 _ => {
@@ -687,10 +690,16 @@ mod tests {
         assert_eq!(paging("top=7").unwrap().page_size(), 7);
         assert_eq!(paging("").unwrap().page_size(), DEFAULT_PAGE_SIZE);
 
+        // The public API bounds neither: a large page size is served as the largest, no items
+        // as an empty page.
+        assert_eq!(
+            paging("maxpagesize=5000").unwrap().page_size(),
+            MAX_PAGE_SIZE
+        );
+        assert_eq!(paging("top=0").unwrap().page_size(), 0);
+
         for bad in [
             "maxpagesize=0",
-            "maxpagesize=501",
-            "top=0",
             "top=-1",
             "skip=-1",
             "skip=x",

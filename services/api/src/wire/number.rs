@@ -262,9 +262,15 @@ fn teams_service(details: TeamsNumberDetails, base: &str) -> Result<TeamsNumberS
                     .map(|v| parse_at(at("locationId"), Identifier::parse(v)))
                     .transpose()?,
                 allow_tenant_address_update: c.allow_tenant_address_update.unwrap_or(false),
+                // ISO 3166 codes are capitals; the public API does not say so, so `gb` is `GB`.
                 displayed_country_code: c
                     .displayed_country_code
-                    .map(|v| parse_at(at("displayedCountryCode"), CountryCode::parse(v)))
+                    .map(|v| {
+                        parse_at(
+                            at("displayedCountryCode"),
+                            CountryCode::parse(v.to_ascii_uppercase()),
+                        )
+                    })
                     .transpose()?,
             })
         })
