@@ -194,13 +194,7 @@ async fn page(
         from = source.from,
         select = source.select,
     );
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SET LOCAL statement_timeout = '15s'")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = read_only(pool).await?;
     let mut rows = bind_all(sqlx::query(&text), &sql.params)
         .fetch_all(&mut *tx)
         .await?;
@@ -222,6 +216,26 @@ async fn page(
     };
     tx.commit().await?;
     Ok((rows, more, total, last_key))
+}
+
+/// How long one statement of a read for the API may run.
+pub const READ_STATEMENT_TIMEOUT: &str = "15s";
+
+/// A read-only transaction on one snapshot whose statements are cut at
+/// [`READ_STATEMENT_TIMEOUT`], for the lists and the dashboard.
+async fn read_only(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, QueryError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!(
+        "SET LOCAL statement_timeout = '{READ_STATEMENT_TIMEOUT}'"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
 }
 
 /// A filter names the fields of one resource; used on another's table it would be wrong SQL.
@@ -490,10 +504,7 @@ pub async fn number_totals(
             )
         }
     };
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = read_only(pool).await?;
     let groups = groups(&mut tx, &grouped, &sql.params).await?;
     let total: i64 = bind_all(
         sqlx::query(&format!(
@@ -520,10 +531,7 @@ pub struct ConsentTotals {
 }
 
 pub async fn consent_totals(pool: &PgPool) -> Result<ConsentTotals, QueryError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = read_only(pool).await?;
     let by_status = groups(
         &mut tx,
         "SELECT status, count(*) FROM read_consents WHERE NOT deleted \

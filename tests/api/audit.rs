@@ -470,6 +470,7 @@ async fn history_refuses_bad_input_and_answers_404_for_what_never_existed() {
 
 #[tokio::test]
 async fn audit_routes_need_the_read_permission() {
+    // The export needs more: an administrator (the_export_needs_an_administrator).
     let app = spawn_app().await;
     app.put_account("contoso", &account_body("contoso")).await;
     let writer = app.token(&[Role::Write]);
@@ -477,7 +478,6 @@ async fn audit_routes_need_the_read_permission() {
     for path in [
         "/audit/account/contoso/events",
         "/audit/account/contoso/asOf?time=2030-01-01T00:00:00Z",
-        "/audit/export",
     ] {
         app.send(app.request_as(Method::GET, path, Some(&writer)))
             .await
@@ -793,4 +793,58 @@ async fn the_openapi_description_lists_the_audit_routes() {
     ] {
         assert!(paths.contains_key(path), "{path}");
     }
+}
+
+// ---- export: who, and how many at once ------------------------------------------------------
+
+#[tokio::test]
+async fn the_export_needs_an_administrator() {
+    let app = spawn_app().await;
+    number_lifecycle(&app).await;
+    for role in [
+        Role::Read,
+        Role::Write,
+        Role::Delete,
+        Role::ReadUser,
+        Role::WriteUser,
+    ] {
+        let token = app.token(&[role, Role::Read]);
+        let refused = app
+            .send(app.request_as(Method::GET, "/audit/export", Some(&token)))
+            .await;
+        refused.assert_error(403, "Forbidden");
+    }
+    for role in [Role::Admin, Role::AdminUser] {
+        let token = app.token(&[role]);
+        let answer = app
+            .send(app.request_as(Method::GET, "/audit/export", Some(&token)))
+            .await;
+        assert_eq!(answer.status, 200, "{role:?}: {answer:?}");
+    }
+}
+
+#[tokio::test]
+async fn exports_beyond_the_limit_are_refused_until_one_ends() {
+    let app = spawn_app().await;
+    number_lifecycle(&app).await;
+    // Every slot taken, as by exports still running.
+    let held = app
+        .state
+        .exports
+        .permits
+        .clone()
+        .acquire_many_owned(api::Exports::CONCURRENT as u32)
+        .await
+        .expect("the slots");
+    let refused = app.send(app.request(Method::GET, "/audit/export")).await;
+    refused.assert_error(429, "TooManyExports");
+    assert_eq!(refused.header("retry-after"), Some("30"));
+    drop(held);
+    let (_, lines) = export(&app, "").await;
+    assert_eq!(lines.len(), 4, "one account and three number events");
+    // An export that ended gave its slot back.
+    assert_eq!(
+        app.state.exports.permits.available_permits(),
+        api::Exports::CONCURRENT
+    );
 }

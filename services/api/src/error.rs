@@ -184,9 +184,31 @@ pub fn command_error(error: CommandError, batch_field: &str) -> ApiError {
                 ApiError::unavailable(&store_error)
             }
             store::StoreError::OutcomeUnknown(_) => ApiError::unavailable(&store_error),
+            store::StoreError::Database(sqlx_error) if is_statement_timeout(sqlx_error) => {
+                query_too_long()
+            }
             _ => ApiError::internal(&store_error),
         },
     }
+}
+
+/// PostgreSQL cancelled the statement at its timeout (57014, query_canceled).
+pub fn is_statement_timeout(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "57014")
+}
+
+/// A read cut at its statement timeout: the client may narrow it (a filter, a page) or retry.
+pub fn query_too_long() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "QueryTimedOut",
+        "the query took longer than nmp lets one run; narrow it (a filter, a smaller page) or \
+         retry later",
+    )
+    .with_retry_after(Some(std::time::Duration::from_secs(5)))
 }
 
 fn is_unavailable(error: &sqlx::Error) -> bool {

@@ -18,6 +18,7 @@ pub use axum::http::StatusCode;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use commands::CommandService;
 use store::repeatability::RepeatabilityStore;
@@ -47,6 +48,35 @@ pub struct AppState {
     /// The Teams backend, asked for capability plans and available capabilities; `None` (no
     /// `NMP_BACKEND_URL`) answers those 503 `BackendNotConfigured`.
     pub backend: Option<std::sync::Arc<dyn backend::Backend>>,
+    /// What audit exports run on: connections of their own and a cap on how many run at once.
+    pub exports: Exports,
+}
+
+/// Audit exports copy every event, so they run apart from everything else: on a small pool of
+/// their own (with a statement timeout), at most `permits` at once, each ended when its client
+/// stops reading for `idle` — so exports cannot starve the API, projector and saga of
+/// connections, nor hold a cursor open for a client that went away.
+#[derive(Clone)]
+pub struct Exports {
+    pub pool: sqlx::PgPool,
+    pub permits: std::sync::Arc<tokio::sync::Semaphore>,
+    pub idle: std::time::Duration,
+}
+
+impl Exports {
+    /// At most this many exports at once (and as many connections).
+    pub const CONCURRENT: usize = 2;
+    /// An export ends when its client has taken nothing for this long.
+    pub const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Exports on `pool`, which should hold `CONCURRENT` connections of their own.
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Exports {
+            pool,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(Self::CONCURRENT)),
+            idle: Self::IDLE,
+        }
+    }
 }
 
 /// Appends a component's metrics, in the Prometheus text format, to the page.
@@ -119,15 +149,90 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Open live feeds end when shutdown starts; the server waits for open responses.
-    let feed = state.feed.clone();
-    let shutdown = async move {
-        shutdown.await;
-        if let Some(feed) = feed {
-            let _ = feed.send(FeedItem::ShuttingDown);
+    serve_with(listener, state, ServerLimits::default(), shutdown).await
+}
+
+/// What one client may hold of the HTTP server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (a connection that sends nothing, or
+    /// dribbles, is closed).
+    pub header_read: std::time::Duration,
+    /// Time a client may leave between parts of a request's body.
+    pub body_read: std::time::Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 1024,
+            header_read: std::time::Duration::from_secs(10),
+            body_read: std::time::Duration::from_secs(30),
         }
-    };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    }
+}
+
+/// Serves HTTP/1.1 on `listener` within `limits` until `shutdown`, then waits for the open
+/// connections to finish their requests.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let feed = state.feed.clone();
+    let app = app(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.body_read,
+    ));
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a connection ended with an error");
+            }
+        });
+    }
+    // Open live feeds end when shutdown starts; open requests are waited for.
+    if let Some(feed) = feed {
+        let _ = feed.send(FeedItem::ShuttingDown);
+    }
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -143,6 +143,14 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whether the caller holds an administrator role (`ProvisioningAPI.Admin` or `.AdminUser`):
+    /// what bulk reads of everything, such as the audit export, need.
+    pub fn is_admin(&self) -> bool {
+        self.roles
+            .iter()
+            .any(|role| matches!(role, Role::Admin | Role::AdminUser))
+    }
+
     /// Whether any of the caller's roles grants `permission`.
     pub fn allows(&self, permission: Permission) -> bool {
         self.roles.iter().any(|role| role.grants(permission))

@@ -74,16 +74,28 @@ impl Components {
     }
 }
 
+/// The longest an audit export may run.
+const EXPORT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// Connects to the database (creating and migrating it) and builds the HTTP state.
 pub async fn build_state(
     settings: &Settings,
     components: Components,
 ) -> anyhow::Result<(AppState, KeySource)> {
-    let (verifier, key_source) = settings.jwt.verifier(&settings.http_addr)?;
+    let (verifier, key_source) = settings
+        .jwt
+        .verifier(&settings.http_addr, &settings.nats.url)?;
     let pool = store::connect(&settings.database_url, settings.database_max_connections)
         .await
         .context("cannot open the event store")?;
+    let exports = store::connect_reader(
+        &settings.database_url,
+        api::Exports::CONCURRENT as u32,
+        EXPORT_STATEMENT_TIMEOUT,
+    )
+    .context("cannot set up the audit export's connections")?;
     let state = AppState {
+        exports: api::Exports::new(exports),
         commands: CommandService::new(EventStore::new(pool.clone())),
         verifier,
         repeatability: RepeatabilityStore::new(pool),
@@ -121,7 +133,7 @@ pub fn stream_settings(nats: &NatsSettings) -> anyhow::Result<StreamSettings> {
 pub async fn connect_nats(nats: &NatsSettings) -> anyhow::Result<async_nats::Client> {
     relay::connect_nats(&nats.url)
         .await
-        .with_context(|| format!("cannot reach NATS at {}", nats.url))
+        .with_context(|| format!("cannot reach NATS at {}", settings::redact_url(&nats.url)))
 }
 
 /// Starts the NATS API in the background once NATS answers.

@@ -69,6 +69,10 @@ enum Command {
         /// How long an upload order stays in progress, in milliseconds (also `/_sim/settings`).
         #[arg(long, default_value_t = 200)]
         order_delay_ms: u64,
+        /// Listen on an address other hosts reach. The simulator has no authentication: anyone
+        /// who reaches it can read and change what it holds and switch its faults.
+        #[arg(long)]
+        public: bool,
     },
     /// Measure a component against the local PostgreSQL and NATS (`nmp bench relay`).
     Bench {
@@ -93,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve { components } => serve(settings, components).await,
-        Command::Sim { order_delay_ms } => simulate(settings, order_delay_ms).await,
+        Command::Sim {
+            order_delay_ms,
+            public,
+        } => simulate(settings, order_delay_ms, public).await,
         Command::Audit { command } => audit::run(&settings, command).await,
         Command::Bench { target } => bench::run(target).await,
         Command::Projections {
@@ -204,8 +211,15 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
     served
 }
 
-async fn simulate(settings: Settings, order_delay_ms: u64) -> anyhow::Result<()> {
+async fn simulate(settings: Settings, order_delay_ms: u64, public: bool) -> anyhow::Result<()> {
     init_tracing(settings.log_format);
+    if !settings.sim_addr.ip().is_loopback() && !public {
+        anyhow::bail!(
+            "refusing to serve the backend simulator on {} without --public: it has no \
+             authentication, so anyone who reaches it can change what it holds",
+            settings.sim_addr
+        );
+    }
     let listener = tokio::net::TcpListener::bind(settings.sim_addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.sim_addr))?;

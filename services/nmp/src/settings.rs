@@ -90,7 +90,7 @@ pub struct JwtSettings {
     pub audience: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsSettings {
     /// NATS server URL.
@@ -156,6 +156,17 @@ impl fmt::Debug for Settings {
     }
 }
 
+impl fmt::Debug for NatsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsSettings")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("replicas", &self.replicas)
+            .field("duplicate_window_secs", &self.duplicate_window_secs)
+            .finish()
+    }
+}
+
 impl fmt::Debug for JwtSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtSettings")
@@ -163,27 +174,96 @@ impl fmt::Debug for JwtSettings {
                 "hs256_secret",
                 &self.hs256_secret.as_ref().map(|_| "<redacted>"),
             )
-            .field("jwks_url", &self.jwks_url)
+            .field("jwks_url", &self.jwks_url.as_deref().map(redact_url))
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish()
     }
 }
 
-/// Hides a password in a database URL.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => {
-                    format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..])
+/// A URL (or a comma-separated list of them, as NATS takes) as it may be printed: a password in
+/// its user info, a user info without one where the scheme uses it as a token (`nats://TOKEN@`),
+/// and the values of query parameters that carry credentials (`?password=`, `sslpassword`,
+/// `token`, `secret`, `key`…) are replaced by `<redacted>`.
+pub fn redact_url(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
+    const HIDDEN: &str = "<redacted>";
+    let (scheme, rest) = match url.find("://") {
+        Some(end) => (&url[..end + 3], &url[end + 3..]),
+        None => ("", url),
+    };
+    let (before_query, query) = match rest.find('?') {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let authority_end = before_query.find('/').unwrap_or(before_query.len());
+    let (authority, path) = before_query.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let (user_info, host) = authority.split_at(at);
+            let user_info = match user_info.split_once(':') {
+                Some((user, _)) => format!("{user}:{HIDDEN}"),
+                // A lone user name is a token for NATS; for a database it is only a name.
+                None if scheme.starts_with("nats") || scheme.starts_with("tls") => {
+                    HIDDEN.to_string()
                 }
-                None => url.to_string(),
-            }
+                None => user_info.to_string(),
+            };
+            format!("{user_info}{host}")
         }
-        _ => url.to_string(),
+        None => authority.to_string(),
+    };
+    let query = query.map(|query| {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_credential(name) => format!("{name}={HIDDEN}"),
+                _ => pair.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(query) => format!("{scheme}{authority}{path}?{query}"),
+        None => format!("{scheme}{authority}{path}"),
     }
+}
+
+fn is_credential(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "pass",
+        "token",
+        "secret",
+        "key",
+        "credentials",
+        "nkey",
+        "jwt",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// Whether every server of a URL (or comma-separated list) is on this host.
+pub fn is_loopback_url(url: &str) -> bool {
+    url.split(',').all(|one| {
+        let rest = one.trim().split_once("://").map_or(one.trim(), |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host_port.split(':').next().unwrap_or(""),
+        };
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 impl Settings {
@@ -301,25 +381,65 @@ pub enum KeySource {
 }
 
 impl JwtSettings {
-    /// Without keys nmp only runs on a loopback address, where the development secret cannot be
-    /// used from elsewhere.
-    pub fn key_source(&self, addr: &SocketAddr) -> anyhow::Result<KeySource> {
+    /// Which keys verify tokens, refusing settings that would let strangers in:
+    /// - keys from a JWKS URL only with both `NMP_JWT_ISSUER` and `NMP_JWT_AUDIENCE` (Entra ID
+    ///   signs every tenant's tokens with the same keys: without them, anyone's app with a
+    ///   `ProvisioningAPI.Admin` role would be Admin here), and over https unless the URL is on
+    ///   this host;
+    /// - no keys (the development secret) only when the HTTP address and every NATS server are
+    ///   on this host (the NATS API takes the same tokens from whoever can publish on it).
+    pub fn key_source(&self, addr: &SocketAddr, nats_url: &str) -> anyhow::Result<KeySource> {
         match (&self.hs256_secret, &self.jwks_url) {
             (Some(_), Some(_)) => {
                 anyhow::bail!("both NMP_JWT_HS256_SECRET and NMP_JWT_JWKS_URL are set; choose one")
             }
             (Some(_), None) => Ok(KeySource::Hs256),
-            (None, Some(_)) => Ok(KeySource::Jwks),
-            (None, None) if addr.ip().is_loopback() => Ok(KeySource::Development),
-            (None, None) => anyhow::bail!(
+            (None, Some(url)) => {
+                let missing: Vec<&str> = [
+                    ("NMP_JWT_ISSUER", &self.issuer),
+                    ("NMP_JWT_AUDIENCE", &self.audience),
+                ]
+                .into_iter()
+                .filter(|(_, value)| value.as_deref().is_none_or(str::is_empty))
+                .map(|(name, _)| name)
+                .collect();
+                if !missing.is_empty() {
+                    anyhow::bail!(
+                        "NMP_JWT_JWKS_URL is set without {}: an identity provider signs the \
+                         tokens of every application and tenant with the same keys, so nmp \
+                         must check that a token was issued by your issuer for nmp",
+                        missing.join(" and ")
+                    );
+                }
+                if !url.starts_with("https://") && !is_loopback_url(url) {
+                    anyhow::bail!(
+                        "NMP_JWT_JWKS_URL '{}' must use https (plain http only to this host): \
+                         keys fetched in the clear can be replaced on the way",
+                        redact_url(url)
+                    );
+                }
+                Ok(KeySource::Jwks)
+            }
+            (None, None) if !addr.ip().is_loopback() => anyhow::bail!(
                 "refusing to serve on {addr} without token keys: set NMP_JWT_HS256_SECRET or \
                  NMP_JWT_JWKS_URL (only a loopback address may use the development secret)"
             ),
+            (None, None) if !is_loopback_url(nats_url) => anyhow::bail!(
+                "refusing to use the development secret with NATS at {}: the NATS API would \
+                 take tokens signed with it from anyone who can publish there; set \
+                 NMP_JWT_HS256_SECRET or NMP_JWT_JWKS_URL, or use a NATS server on this host",
+                redact_url(nats_url)
+            ),
+            (None, None) => Ok(KeySource::Development),
         }
     }
 
-    pub fn verifier(&self, addr: &SocketAddr) -> anyhow::Result<(auth::Verifier, KeySource)> {
-        let source = self.key_source(addr)?;
+    pub fn verifier(
+        &self,
+        addr: &SocketAddr,
+        nats_url: &str,
+    ) -> anyhow::Result<(auth::Verifier, KeySource)> {
+        let source = self.key_source(addr, nats_url)?;
         let verifier = match source {
             KeySource::Hs256 => auth::Verifier::hs256(
                 self.hs256_secret.as_deref().unwrap_or_default().as_bytes(),
@@ -459,42 +579,158 @@ mod tests {
         assert!(error.to_string().contains("NMP_SIM_ADDR"));
     }
 
+    const LOCAL_NATS: &str = "nats://127.0.0.1:4222";
+
     #[test]
     fn without_keys_only_loopback_may_serve() {
         let jwt = JwtSettings::default();
         assert_eq!(
-            jwt.key_source(&"127.0.0.1:8080".parse().unwrap()).unwrap(),
+            jwt.key_source(&"127.0.0.1:8080".parse().unwrap(), LOCAL_NATS)
+                .unwrap(),
             KeySource::Development
         );
         assert_eq!(
-            jwt.key_source(&"[::1]:8080".parse().unwrap()).unwrap(),
+            jwt.key_source(&"[::1]:8080".parse().unwrap(), "nats://localhost:4222")
+                .unwrap(),
             KeySource::Development
         );
-        assert!(jwt.key_source(&"0.0.0.0:8080".parse().unwrap()).is_err());
+        assert!(
+            jwt.key_source(&"0.0.0.0:8080".parse().unwrap(), LOCAL_NATS)
+                .is_err()
+        );
         let jwt = JwtSettings {
             hs256_secret: Some("s".repeat(32)),
             ..Default::default()
         };
         assert_eq!(
-            jwt.key_source(&"0.0.0.0:8080".parse().unwrap()).unwrap(),
+            jwt.key_source(&"0.0.0.0:8080".parse().unwrap(), "nats://nats.example:4222")
+                .unwrap(),
             KeySource::Hs256
         );
     }
 
     #[test]
+    fn the_development_secret_needs_nats_on_this_host_too() {
+        let jwt = JwtSettings::default();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        for remote in [
+            "nats://nats.example:4222",
+            "nats://10.0.0.5:4222",
+            "nats://user:pw@nats.example:4222",
+            "nats://127.0.0.1:4222,nats://nats.example:4222",
+            "nats.example:4222",
+        ] {
+            let error = jwt.key_source(&local, remote).unwrap_err().to_string();
+            assert!(error.contains("development secret"), "{remote}: {error}");
+            assert!(!error.contains("pw@"), "{error}");
+        }
+        for here in [
+            "nats://127.0.0.1:4222",
+            "nats://[::1]:4222",
+            "localhost:4222",
+            "nats://a:b@127.0.0.1:4222,nats://localhost:4223",
+        ] {
+            assert_eq!(
+                jwt.key_source(&local, here).unwrap(),
+                KeySource::Development,
+                "{here}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_from_a_jwks_url_need_issuer_audience_and_https() {
+        let addr: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let jwks = |url: &str, issuer: Option<&str>, audience: Option<&str>| JwtSettings {
+            jwks_url: Some(url.to_string()),
+            issuer: issuer.map(str::to_string),
+            audience: audience.map(str::to_string),
+            ..Default::default()
+        };
+        let https = "https://login.example/keys";
+        let error = jwks(https, None, None)
+            .key_source(&addr, LOCAL_NATS)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("NMP_JWT_ISSUER and NMP_JWT_AUDIENCE"),
+            "{error}"
+        );
+        let error = jwks(https, Some("https://issuer"), None)
+            .key_source(&addr, LOCAL_NATS)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("NMP_JWT_AUDIENCE") && !error.contains("NMP_JWT_ISSUER"),
+            "{error}"
+        );
+        let error = jwks(https, Some(""), Some("api://nmp"))
+            .key_source(&addr, LOCAL_NATS)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("NMP_JWT_ISSUER"), "{error}");
+        let error = jwks("http://login.example/keys", Some("i"), Some("a"))
+            .key_source(&addr, LOCAL_NATS)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("https"), "{error}");
+        for good in [https, "http://127.0.0.1:9999/keys", "http://localhost/keys"] {
+            assert_eq!(
+                jwks(good, Some("i"), Some("a"))
+                    .key_source(&addr, LOCAL_NATS)
+                    .unwrap(),
+                KeySource::Jwks,
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        for (url, secret) in [
+            ("postgres://nmp:hunter2@db/nmp", "hunter2"),
+            ("postgres://db/nmp?user=nmp&password=hunter2", "hunter2"),
+            (
+                "postgres://db/nmp?sslpassword=hunter2&sslmode=require",
+                "hunter2",
+            ),
+            ("nats://user:hunter2@nats:4222", "hunter2"),
+            ("nats://s3cr3tt0ken@nats:4222", "s3cr3tt0ken"),
+            (
+                "nats://a:hunter2@n1:4222,nats://b:hunter3@n2:4222",
+                "hunter",
+            ),
+            ("https://keys.example/jwks?token=hunter2", "hunter2"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} shows as {shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1:5432/nmp?sslmode=disable"),
+            "postgres://postgres@127.0.0.1:5432/nmp?sslmode=disable"
+        );
+        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+
+    #[test]
     fn secrets_never_appear_in_debug_output() {
         let settings = Settings {
-            database_url: "postgres://nmp:hunter2@db/nmp".to_string(),
+            database_url: "postgres://nmp:hunter2@db/nmp?password=hunter3".to_string(),
             jwt: JwtSettings {
                 hs256_secret: Some("topsecret".to_string()),
                 ..Default::default()
             },
+            nats: NatsSettings {
+                url: "nats://nmp:hunter4@nats:4222".to_string(),
+                ..Default::default()
+            },
+            backend_url: Some("https://u:hunter5@backend".to_string()),
             ..Default::default()
         };
         let printed = format!("{settings:?}");
-        assert!(
-            !printed.contains("hunter2") && !printed.contains("topsecret"),
-            "{printed}"
-        );
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5", "topsecret"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 }

@@ -76,3 +76,39 @@ async fn sim_listens_on_its_address_and_plays_the_backend() {
         .expect("json");
     assert_eq!(settings["orderDelayMs"], 0);
 }
+
+#[test]
+fn sim_refuses_an_address_other_hosts_reach_unless_told_it_is_public() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let refused = Command::new(NMP)
+        .args(["sim"])
+        .env("NMP_SIM_ADDR", format!("0.0.0.0:{port}"))
+        .env_remove("NMP_CONFIG")
+        .output()
+        .expect("nmp sim runs");
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("--public") && said.contains("no authentication"),
+        "{said}"
+    );
+    // With --public it serves (and is stopped here).
+    let child = Command::new(NMP)
+        .args(["sim", "--public"])
+        .env("NMP_SIM_ADDR", format!("0.0.0.0:{port}"))
+        .env_remove("NMP_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nmp sim starts");
+    let _running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nmp sim --public did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -168,13 +168,19 @@ impl EventStore {
             version: 0,
             last_event_time: None,
         };
+        // Cut like the API's other reads: an aggregate with a very long history answers an
+        // error rather than holding a connection.
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SET LOCAL statement_timeout = '15s'")
+            .execute(&mut *tx)
+            .await?;
         let mut rows = sqlx::query_as::<_, (i64, String, String, Value, Value)>(
             "SELECT sequence, event_type, event_version, payload, metadata FROM events \
               WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
         )
         .bind(A::TYPE)
         .bind(id)
-        .fetch(self.pool());
+        .fetch(&mut *tx);
         while let Some((sequence, event_type, event_version, payload, metadata)) =
             rows.try_next().await?
         {

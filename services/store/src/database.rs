@@ -71,3 +71,26 @@ fn is_duplicate_database(error: &sqlx::Error) -> bool {
         .and_then(|e| e.code())
         .is_some_and(|code| code == "42P04" || code == "23505")
 }
+
+/// A small pool of its own for long reads (the audit export), so they cannot take the
+/// connections the API, projector and saga need: at most `max_connections`, each statement
+/// cut at `statement_timeout`, a transaction left idle ended after a minute. Connects lazily:
+/// the schema is the event store's, migrated by `connect`.
+pub fn connect_reader(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+) -> Result<PgPool, DatabaseError> {
+    let options: PgConnectOptions = url.parse().map_err(DatabaseError::Url)?;
+    let options = options.options([
+        (
+            "statement_timeout",
+            format!("{}ms", statement_timeout.as_millis()),
+        ),
+        ("idle_in_transaction_session_timeout", "60000ms".to_string()),
+    ]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options))
+}

@@ -14,6 +14,6 @@ mod metadata;
 pub mod repeatability;
 
 pub use cache::DEFAULT_CACHE_CAPACITY;
-pub use database::{DatabaseError, connect};
+pub use database::{DatabaseError, connect, connect_reader};
 pub use event_store::{AccountLock, Changes, EventStore, Loaded, Member, StoreError, TenantLink};
 pub use metadata::EventMetadata;

@@ -345,21 +345,47 @@ async fn linked_account_as_of(
         ("aggregateType" = Option<String>, Query, description = "account, number or consent (default: all)")),
     responses((status = 200, content_type = "application/x-ndjson", body = String,
             description = "one CloudEvents 1.0 JSON object per line"),
-        (status = 400, body = crate::error::ErrorResponse)),
+        (status = 400, body = crate::error::ErrorResponse),
+        (status = 403, body = crate::error::ErrorResponse,
+            description = "the caller has no administrator role"),
+        (status = 429, body = crate::error::ErrorResponse,
+            description = "as many exports as nmp runs at once are running (Retry-After)")),
     security(("bearer" = []))
 )]
 pub async fn export(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
+    // A copy of every payload, contacts included: an administrator's operation, not a read.
+    if !caller.principal.is_admin() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "the audit export needs an administrator role (ProvisioningAPI.Admin or \
+             ProvisioningAPI.AdminUser)",
+        ));
+    }
     let filter = export_filter(&query)?;
-    let pool = store(&state).pool().clone();
+    let Ok(permit) = state.exports.permits.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyExports",
+            format!(
+                "at most {} audit exports run at once; retry when one has finished",
+                crate::Exports::CONCURRENT
+            ),
+        )
+        .with_retry_after(Some(std::time::Duration::from_secs(30))));
+    };
+    let pool = state.exports.pool.clone();
+    let idle = state.exports.idle;
     let source = state.event_source.clone();
     // A bounded channel between the cursor and the client: the query is read only as fast as
     // the client takes the lines, and stops when it goes away.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
+        let _permit = permit;
         let events = store::audit::export(&pool, &filter);
         let mut events = std::pin::pin!(events);
         let mut chunk = Vec::with_capacity(EXPORT_CHUNK_BYTES + 4096);
@@ -379,8 +405,16 @@ pub async fn export(
                             &mut chunk,
                             Vec::with_capacity(EXPORT_CHUNK_BYTES + 4096),
                         );
-                        if sender.send(Ok(Bytes::from(full))).await.is_err() {
-                            return; // The client went away.
+                        match tokio::time::timeout(idle, sender.send(Ok(Bytes::from(full)))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return, // The client went away.
+                            Err(_) => {
+                                tracing::warn!(
+                                    idle_secs = idle.as_secs(),
+                                    "an audit export's client stopped reading; ending it"
+                                );
+                                return;
+                            }
                         }
                     }
                 }

@@ -435,6 +435,9 @@ pub fn query_error(error: QueryError) -> ApiError {
         QueryError::Database(
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
         ) => ApiError::unavailable(&error),
+        QueryError::Database(database) if crate::error::is_statement_timeout(database) => {
+            crate::error::query_too_long()
+        }
         _ => ApiError::internal(&error),
     }
 }
