@@ -50,7 +50,15 @@ pub struct AppState {
     pub backend: Option<std::sync::Arc<dyn backend::Backend>>,
     /// What audit exports run on: connections of their own and a cap on how many run at once.
     pub exports: Exports,
+    /// One slot per open live feed (`GET /dashboard/feed`), at most [`MAX_FEEDS`].
+    pub feeds: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Where clients reach nmp (`NMP_PUBLIC_URL`, `https://nmp.example.com`): links in answers
+    /// (`nextLink`) start with it. `None`: from the request's `Host` and `X-Forwarded-Proto`.
+    pub public_url: Option<String>,
 }
+
+/// Live feeds open at once on one instance.
+pub const MAX_FEEDS: usize = 256;
 
 /// Audit exports copy every event, so they run apart from everything else: on a small pool of
 /// their own (with a statement timeout), at most `permits` at once, each ended when its client

@@ -140,6 +140,9 @@ pub struct Principal {
     pub subject: String,
     /// The recognised roles, in claim order; unknown role strings have been dropped.
     pub roles: Vec<Role>,
+    /// When the token stops being valid (`exp`, seconds since the Unix epoch), if known: what
+    /// outlives the request, such as a live feed, ends then.
+    pub expires_at: Option<u64>,
 }
 
 impl Principal {
@@ -163,6 +166,7 @@ mod tests {
 
     fn principal_with(role: Role) -> Principal {
         Principal {
+            expires_at: None,
             subject: "tester".to_owned(),
             roles: vec![role],
         }
@@ -216,6 +220,7 @@ mod tests {
     #[test]
     fn a_principal_without_roles_is_allowed_nothing() {
         let principal = Principal {
+            expires_at: None,
             subject: "nobody".to_owned(),
             roles: Vec::new(),
         };
@@ -227,6 +232,7 @@ mod tests {
     #[test]
     fn roles_combine() {
         let principal = Principal {
+            expires_at: None,
             subject: "ops".to_owned(),
             roles: vec![Role::ReadUser, Role::Delete],
         };

@@ -236,6 +236,9 @@ struct Claims {
     /// roles, since a role we cannot read grants nothing anyway.
     #[serde(default)]
     roles: serde_json::Value,
+    /// Checked by the validation; kept so that what outlives the request ends with the token.
+    #[serde(default)]
+    exp: Option<serde_json::Value>,
 }
 
 impl Claims {
@@ -254,7 +257,15 @@ impl Claims {
             serde_json::Value::String(value) => Role::parse(value).into_iter().collect(),
             _ => Vec::new(),
         };
-        Principal { subject, roles }
+        let expires_at = self.exp.as_ref().and_then(|exp| {
+            exp.as_u64()
+                .or_else(|| exp.as_f64().filter(|e| *e >= 0.0).map(|e| e as u64))
+        });
+        Principal {
+            subject,
+            roles,
+            expires_at,
+        }
     }
 }
 

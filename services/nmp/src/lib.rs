@@ -96,6 +96,8 @@ pub async fn build_state(
     .context("cannot set up the audit export's connections")?;
     let state = AppState {
         exports: api::Exports::new(exports),
+        feeds: std::sync::Arc::new(tokio::sync::Semaphore::new(api::MAX_FEEDS)),
+        public_url: settings.public_url.clone(),
         commands: CommandService::new(EventStore::new(pool.clone())),
         verifier,
         repeatability: RepeatabilityStore::new(pool),

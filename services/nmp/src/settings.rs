@@ -18,6 +18,9 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
+    /// Where clients reach nmp (`https://nmp.example.com`), which links in answers start with;
+    /// without it, from the request's `Host` and `X-Forwarded-Proto` headers.
+    pub public_url: Option<String>,
     /// How bearer tokens are verified.
     pub jwt: JwtSettings,
     /// Where events are published and the NATS API listens.
@@ -128,6 +131,7 @@ impl Default for Settings {
             database_url: "postgres://postgres@127.0.0.1:5432/nmp".to_string(),
             database_max_connections: 20,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
             jwt: JwtSettings::default(),
             nats: NatsSettings::default(),
             log_format: LogFormat::Text,
@@ -145,6 +149,7 @@ impl fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("database_max_connections", &self.database_max_connections)
             .field("http_addr", &self.http_addr)
+            .field("public_url", &self.public_url)
             .field("jwt", &self.jwt)
             .field("nats", &self.nats)
             .field("log_format", &self.log_format)
@@ -307,6 +312,26 @@ impl Settings {
                 *slot = Some(value);
             }
         };
+        set(&mut settings.public_url, "NMP_PUBLIC_URL");
+        if let Some(url) = &settings.public_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            let valid = rest.is_some_and(|rest| {
+                let host = rest.trim_end_matches('/');
+                !host.is_empty()
+                    && !host.contains(['/', '?', '#', '@', ' '])
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
+            });
+            if !valid {
+                anyhow::bail!(
+                    "NMP_PUBLIC_URL '{url}' must be http(s)://host[:port] with no path, such as \
+                     https://nmp.example.com"
+                );
+            }
+        }
         set(&mut settings.jwt.hs256_secret, "NMP_JWT_HS256_SECRET");
         set(&mut settings.jwt.jwks_url, "NMP_JWT_JWKS_URL");
         set(&mut settings.jwt.issuer, "NMP_JWT_ISSUER");
@@ -682,6 +707,31 @@ mod tests {
                 KeySource::Jwks,
                 "{good}"
             );
+        }
+    }
+
+    #[test]
+    fn the_public_url_is_a_scheme_and_a_host() {
+        let settings = Settings::load_from(
+            None,
+            env_of(&[("NMP_PUBLIC_URL", "https://nmp.example.com:8443")]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.public_url.as_deref(),
+            Some("https://nmp.example.com:8443")
+        );
+        for bad in [
+            "nmp.example.com",
+            "ftp://nmp.example.com",
+            "https://nmp.example.com/api",
+            "https://user@nmp.example.com",
+            "https://",
+        ] {
+            let error = Settings::load_from(None, env_of(&[("NMP_PUBLIC_URL", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("NMP_PUBLIC_URL"), "{bad}: {error}");
         }
     }
 

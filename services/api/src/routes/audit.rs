@@ -227,7 +227,7 @@ pub async fn history(
             .collect();
         format!(
             "{}{}?{}",
-            origin(&uri, &headers),
+            origin(state.public_url.as_deref(), &uri, &headers),
             uri.path(),
             query.join("&")
         )

@@ -327,7 +327,7 @@ pub async fn activity(
         (status = 503, body = crate::error::ErrorResponse, description = "FeedUnavailable: this instance has no feed")),
     security(("bearer" = []))
 )]
-pub async fn feed(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+pub async fn feed(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let Some(source) = &state.feed else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -335,19 +335,55 @@ pub async fn feed(State(state): State<AppState>, _caller: Caller) -> Result<Resp
             "this nmp instance has no live feed (it does not listen to NATS)",
         ));
     };
+    // Each open feed holds a slot until it ends.
+    let Ok(slot) = state.feeds.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyFeeds",
+            format!(
+                "at most {} live feeds are open at once on this instance; retry later",
+                crate::MAX_FEEDS
+            ),
+        )
+        .with_retry_after(Some(std::time::Duration::from_secs(10))));
+    };
+    // A feed ends when the token it was opened with expires: the client reconnects with a
+    // fresh one, which is checked again.
+    let expires = caller.principal.expires_at.map(|exp| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let left = std::time::Duration::from_secs(exp).saturating_sub(now);
+        tokio::time::Instant::now() + left
+    });
     let receiver = source.subscribe();
     let opening =
         futures::stream::once(async { Ok::<_, Infallible>(Event::default().comment("nmp feed")) });
-    let events = futures::stream::unfold(Some(receiver), |receiver| async move {
-        let mut receiver = receiver?;
-        let event = match receiver.recv().await {
-            Ok(FeedItem::Event(event)) => event.to_sse(),
-            Ok(FeedItem::ShuttingDown) | Err(broadcast::error::RecvError::Closed) => return None,
-            Err(broadcast::error::RecvError::Lagged(missed)) => Event::default()
+    let events = futures::stream::unfold(Some((receiver, slot)), move |open| async move {
+        let (mut receiver, slot) = open?;
+        let next = async {
+            match expires {
+                Some(at) => tokio::time::timeout_at(at, receiver.recv()).await.ok(),
+                None => Some(receiver.recv().await),
+            }
+        };
+        let event = match next.await {
+            // The token expired: a last event says so, then the feed ends.
+            None => {
+                let event = Event::default()
+                    .event("nmp.feed.expired")
+                    .data("{\"reason\":\"the token expired; reconnect with a fresh one\"}");
+                return Some((Ok::<_, Infallible>(event), None));
+            }
+            Some(Ok(FeedItem::Event(event))) => event.to_sse(),
+            Some(Ok(FeedItem::ShuttingDown) | Err(broadcast::error::RecvError::Closed)) => {
+                return None;
+            }
+            Some(Err(broadcast::error::RecvError::Lagged(missed))) => Event::default()
                 .event("nmp.feed.lagged")
                 .data(format!("{{\"missed\":{missed}}}")),
         };
-        Some((Ok::<_, Infallible>(event), Some(receiver)))
+        Some((Ok::<_, Infallible>(event), Some((receiver, slot))))
     });
     let stream = futures::StreamExt::chain(opening, events);
     let mut response = Sse::new(stream)

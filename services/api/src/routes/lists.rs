@@ -376,9 +376,15 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// `scheme://host` of the request, as the client reached nmp: `X-Forwarded-Proto` (http or
-/// https) when a proxy set it, the `Host` header (or the URI's authority).
-pub(crate) fn origin(uri: &Uri, headers: &HeaderMap) -> String {
+/// `scheme://host` that links in answers start with: the configured public URL
+/// (`NMP_PUBLIC_URL`) when there is one; otherwise the request's, as the client reached nmp —
+/// `X-Forwarded-Proto` (http or https) when a proxy set it, the `Host` header (or the URI's
+/// authority). Without a public URL the links are as trustworthy as those headers: nmp must
+/// then sit behind a proxy that sets them, or be reached directly.
+pub(crate) fn origin(public_url: Option<&str>, uri: &Uri, headers: &HeaderMap) -> String {
+    if let Some(public) = public_url {
+        return public.trim_end_matches('/').to_string();
+    }
     let forwarded = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -404,6 +410,7 @@ pub(crate) fn origin(uri: &Uri, headers: &HeaderMap) -> String {
 
 /// The answer to a list request: the page, its nextLink, and the total when asked.
 pub(crate) fn answer<T: Serialize>(
+    public_url: Option<&str>,
     uri: &Uri,
     headers: &HeaderMap,
     paging: &Paging,
@@ -412,7 +419,7 @@ pub(crate) fn answer<T: Serialize>(
     let returned = listed.items.len() as u64;
     let next_link = paging
         .next(returned, listed.more, listed.last_key.as_deref())
-        .map(|query| format!("{}{}?{query}", origin(uri, headers), uri.path()));
+        .map(|query| format!("{}{}?{query}", origin(public_url, uri, headers), uri.path()));
     let mut response = (
         StatusCode::OK,
         axum::Json(Page {
@@ -497,7 +504,13 @@ pub async fn list_accounts(
     .await
     .map_err(query_error)?;
     let listed = map(listed, |row| AccountResource::from_row(&row));
-    Ok(answer(&uri, &headers, &paging, listed))
+    Ok(answer(
+        state.public_url.as_deref(),
+        &uri,
+        &headers,
+        &paging,
+        listed,
+    ))
 }
 
 /// List the numbers of an account, in telephone number order.
@@ -527,7 +540,13 @@ pub async fn list_account_numbers(
         .await
         .map_err(query_error)?;
     let listed = map(listed, |s| NumberResource::from_state(&s));
-    Ok(answer(&uri, &headers, &paging, listed))
+    Ok(answer(
+        state.public_url.as_deref(),
+        &uri,
+        &headers,
+        &paging,
+        listed,
+    ))
 }
 
 /// List the numbers of every account, in telephone number order.
@@ -558,7 +577,13 @@ pub async fn list_numbers(
     .await
     .map_err(query_error)?;
     let listed = map(listed, |s| NumberResource::from_state(&s));
-    Ok(answer(&uri, &headers, &paging, listed))
+    Ok(answer(
+        state.public_url.as_deref(),
+        &uri,
+        &headers,
+        &paging,
+        listed,
+    ))
 }
 
 /// List requests for information (consents), in tenant order, each naming its account.
@@ -593,7 +618,13 @@ pub async fn list_requests_for_information(
             .and_then(|name| AccountName::parse(name).ok());
         RequestForInformationResource::from_state(&row.state, account.as_ref())
     });
-    Ok(answer(&uri, &headers, &paging, listed))
+    Ok(answer(
+        state.public_url.as_deref(),
+        &uri,
+        &headers,
+        &paging,
+        listed,
+    ))
 }
 
 /// List the civic addresses of the account's Teams tenant, in id order (none without a tenant).
@@ -625,7 +656,13 @@ pub async fn list_civic_addresses(
             total: paging.count.then_some(0),
             last_key: None,
         };
-        return Ok(answer(&uri, &headers, &paging, empty));
+        return Ok(answer(
+            state.public_url.as_deref(),
+            &uri,
+            &headers,
+            &paging,
+            empty,
+        ));
     };
     let listed = query::civic_addresses(state.commands.store().pool(), &tenant, &list)
         .await
@@ -641,7 +678,13 @@ pub async fn list_civic_addresses(
         total: listed.total,
         last_key: listed.last_key,
     };
-    Ok(answer(&uri, &headers, &paging, listed))
+    Ok(answer(
+        state.public_url.as_deref(),
+        &uri,
+        &headers,
+        &paging,
+        listed,
+    ))
 }
 
 /// Get a civic address of the account's Teams tenant.
@@ -786,11 +829,11 @@ mod tests {
             header::HOST,
             HeaderValue::from_static("nmp.example.com:8443"),
         );
-        assert_eq!(origin(&uri, &headers), "http://nmp.example.com:8443");
+        assert_eq!(origin(None, &uri, &headers), "http://nmp.example.com:8443");
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        assert_eq!(origin(&uri, &headers), "https://nmp.example.com:8443");
+        assert_eq!(origin(None, &uri, &headers), "https://nmp.example.com:8443");
         headers.insert("x-forwarded-proto", HeaderValue::from_static("javascript"));
         headers.insert(header::HOST, HeaderValue::from_static("evil\"host"));
-        assert_eq!(origin(&uri, &headers), "http://localhost");
+        assert_eq!(origin(None, &uri, &headers), "http://localhost");
     }
 }
