@@ -5,6 +5,7 @@ pub mod account;
 pub mod civic_address;
 pub mod consent;
 pub mod error;
+pub mod kinds;
 pub mod number;
 pub mod service_details;
 pub mod values;
@@ -21,6 +22,7 @@ pub use consent::{
     CustomerRelationship, RelationshipChange,
 };
 pub use error::{DomainError, RefusalKind};
+pub use kinds::AggregateKind;
 pub use number::{Number, NumberCommand, NumberEvent, NumberState};
 pub use service_details::{
     AccountServices, DirectRoutingConfiguration, DirectRoutingService, NumberDetails, PlainService,

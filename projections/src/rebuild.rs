@@ -521,7 +521,7 @@ async fn copy_audit(
     fresh: &str,
     watermark: &str,
 ) -> Result<u64, ProjectionError> {
-    let sql = crate::write::AUDIT_FROM_EVENTS
+    let sql = crate::write::audit_from_events()
         .replace("{table}", fresh)
         .replace("{condition}", "tx_id < $1::text::xid8");
     let done = sqlx::query(&sql)
@@ -536,7 +536,7 @@ async fn copy_audit_in(
     fresh: &str,
     watermark: &str,
 ) -> Result<u64, ProjectionError> {
-    let sql = crate::write::AUDIT_FROM_EVENTS
+    let sql = crate::write::audit_from_events()
         .replace("{table}", fresh)
         .replace("{condition}", "tx_id >= $1::text::xid8");
     let done = sqlx::query(&sql).bind(watermark).execute(&mut **tx).await?;

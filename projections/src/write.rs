@@ -7,8 +7,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use domain::{
-    Account, AccountState, CivicAddress, CivicAddressState, Consent, ConsentState, Number,
-    NumberState, Service,
+    Account, AccountState, AggregateKind, CivicAddress, CivicAddressState, Consent, ConsentState,
+    Number, NumberState, Service,
 };
 use serde_json::json;
 use sqlx::{Postgres, Transaction};
@@ -35,22 +35,11 @@ impl Kind {
     ];
 
     pub fn parse(aggregate_type: &str) -> Option<Kind> {
-        match aggregate_type {
-            "account" => Some(Kind::Account),
-            "number" => Some(Kind::Number),
-            "consent" => Some(Kind::Consent),
-            "civicAddress" => Some(Kind::CivicAddress),
-            _ => None,
-        }
+        AggregateKind::parse(aggregate_type).map(Kind::from)
     }
 
     pub fn aggregate_type(self) -> &'static str {
-        match self {
-            Kind::Account => "account",
-            Kind::Number => "number",
-            Kind::Consent => "consent",
-            Kind::CivicAddress => "civicAddress",
-        }
+        AggregateKind::from(self).as_str()
     }
 
     /// Accounts and numbers list the services they use.
@@ -74,6 +63,29 @@ impl Kind {
             Kind::Number => ("read_numbers", "telephone_number"),
             Kind::Consent => ("read_consents", "tenant_id"),
             Kind::CivicAddress => ("read_civic_addresses", "civic_address_id"),
+        }
+    }
+}
+
+/// Every aggregate kind has its read table: a new kind does not compile until it has one.
+impl From<AggregateKind> for Kind {
+    fn from(kind: AggregateKind) -> Kind {
+        match kind {
+            AggregateKind::Account => Kind::Account,
+            AggregateKind::Number => Kind::Number,
+            AggregateKind::Consent => Kind::Consent,
+            AggregateKind::CivicAddress => Kind::CivicAddress,
+        }
+    }
+}
+
+impl From<Kind> for AggregateKind {
+    fn from(kind: Kind) -> AggregateKind {
+        match kind {
+            Kind::Account => AggregateKind::Account,
+            Kind::Number => AggregateKind::Number,
+            Kind::Consent => AggregateKind::Consent,
+            Kind::CivicAddress => AggregateKind::CivicAddress,
         }
     }
 }
@@ -773,17 +785,28 @@ async fn record_audit(
             sequences.push(sequence as i64);
         }
     }
-    sqlx::query(&AUDIT_FROM_EVENTS.replace("{table}", "audit_log").replace(
-        "{condition}",
-        "(aggregate_type, aggregate_id, sequence) IN \
+    sqlx::query(
+        &audit_from_events().replace("{table}", "audit_log").replace(
+            "{condition}",
+            "(aggregate_type, aggregate_id, sequence) IN \
          (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]))",
-    ))
+        ),
+    )
     .bind(types)
     .bind(ids)
     .bind(sequences)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// [`AUDIT_FROM_EVENTS`] with every aggregate kind filled in.
+pub(crate) fn audit_from_events() -> String {
+    let kinds: Vec<String> = AggregateKind::names()
+        .iter()
+        .map(|name| format!("'{name}'"))
+        .collect();
+    AUDIT_FROM_EVENTS.replace("{kinds}", &kinds.join(", "))
 }
 
 /// Audit rows of the events that meet `{condition}`, into `{table}`; rows already there stay.
@@ -795,5 +818,5 @@ pub(crate) const AUDIT_FROM_EVENTS: &str = "INSERT INTO {table} (global_position
             metadata->>'correlation_id', metadata->>'client_request_id', \
             (metadata->>'time')::timestamptz \
        FROM events \
-      WHERE aggregate_type IN ('account', 'number', 'consent', 'civicAddress') AND {condition} \
+      WHERE aggregate_type IN ({kinds}) AND {condition} \
      ON CONFLICT (global_position) DO NOTHING";

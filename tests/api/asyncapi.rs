@@ -668,7 +668,7 @@ fn asyncapi_stream_and_subjects_match_the_relay() {
         "the prefix defaults to nmp"
     );
     let aggregate_type = expect_block(&doc, &["channels", "events", "parameters", "aggregateType"]);
-    for aggregate in ["account", "number", "consent"] {
+    for aggregate in domain::AggregateKind::names() {
         assert!(
             aggregate_type.contains(aggregate),
             "aggregateType {aggregate}"

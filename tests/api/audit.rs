@@ -848,3 +848,56 @@ async fn exports_beyond_the_limit_are_refused_until_one_ends() {
         api::Exports::CONCURRENT
     );
 }
+
+// ---- every aggregate kind ------------------------------------------------------------------
+
+#[tokio::test]
+async fn civic_addresses_have_a_history_a_past_state_and_an_export_like_the_others() {
+    let app = spawn_app().await;
+    app.record_civic_address(TENANT, "civic-1", "Redmond").await;
+    app.record_civic_address(TENANT, "civic-1", "Bellevue").await;
+    let before_move = Utc::now();
+    // Recorded again with the same report: nothing new.
+    app.record_civic_address(TENANT, "civic-1", "Bellevue").await;
+
+    let history = history(&app, "/audit/civicAddress/civic-1/events").await;
+    assert_eq!(history.status, 200, "{history:?}");
+    let types: Vec<&str> = history.body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["CivicAddressRecorded", "CivicAddressChanged"]);
+
+    let as_of = app
+        .send(app.request(
+            Method::GET,
+            &format!(
+                "/audit/civicAddress/civic-1/asOf?time={}",
+                at(before_move)
+            ),
+        ))
+        .await;
+    assert_eq!(as_of.status, 200, "{as_of:?}");
+    assert_eq!(as_of.body["aggregateType"], "civicAddress");
+    assert_eq!(as_of.body["version"], 2);
+    assert_eq!(as_of.body["resource"]["cityOrTown"], "Bellevue");
+    assert_eq!(as_of.body["resource"]["id"], "civic-1");
+
+    let (_, lines) = export(&app, "?aggregateType=civicAddress").await;
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["subject"] == "civicAddress/civic-1"),
+        "{lines:?}"
+    );
+    // Every kind nmp keeps is one the routes take.
+    for kind in domain::AggregateKind::names() {
+        let answer = app
+            .send(app.request(Method::GET, &format!("/audit/export?aggregateType={kind}")))
+            .await;
+        assert_eq!(answer.status, 200, "{kind}: {answer:?}");
+    }
+}

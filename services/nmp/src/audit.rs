@@ -28,7 +28,7 @@ pub enum Audit {
         #[arg(long, value_parser = parse_time)]
         to: Option<DateTime<Utc>>,
         /// Only events of this aggregate type: account, number or consent.
-        #[arg(long = "type", value_parser = ["account", "number", "consent"])]
+        #[arg(long = "type", value_parser = domain::AggregateKind::names())]
         aggregate_type: Option<String>,
     },
 }

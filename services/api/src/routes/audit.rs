@@ -1,4 +1,4 @@
-//! `/audit/...`, for auditors: the recorded events of an account, number or consent, its state as
+//! `/audit/...`, for auditors: the recorded events of an account, number, consent or civic address, its state as
 //! of a time, and an export of events as CloudEvents JSON Lines, streamed.
 //!
 //! Aggregates are named as the event store and NATS name them: `account` (by account name),
@@ -14,7 +14,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use domain::{Account, AccountName, Consent, E164, Number, TenantId};
+use domain::{
+    Account, AccountName, AggregateKind, CivicAddress, Consent, E164, Identifier, Number, TenantId,
+};
 use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -51,50 +53,29 @@ pub fn router() -> Router<AppState> {
         .route("/audit/{aggregate_type}/{aggregate_id}/asOf", get(as_of))
 }
 
-/// The aggregates an auditor can ask about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AggregateKind {
-    Account,
-    Number,
-    Consent,
+/// The aggregates an auditor can ask about: every kind nmp keeps (`domain::AggregateKind`).
+fn parse_kind(text: &str) -> Result<AggregateKind, ApiError> {
+    AggregateKind::parse(text).ok_or_else(|| {
+        ApiError::bad_request(
+            "InvalidAggregateType",
+            format!(
+                "'{text}' is not an aggregate type; one of: {}",
+                AggregateKind::names().join(", ")
+            ),
+        )
+        .with_target("aggregateType")
+    })
 }
 
-impl AggregateKind {
-    const NAMES: &[&str] = &["account", "number", "consent"];
-
-    fn parse(text: &str) -> Result<AggregateKind, ApiError> {
-        match text {
-            "account" => Ok(AggregateKind::Account),
-            "number" => Ok(AggregateKind::Number),
-            "consent" => Ok(AggregateKind::Consent),
-            other => Err(ApiError::bad_request(
-                "InvalidAggregateType",
-                format!(
-                    "'{other}' is not an aggregate type; one of: {}",
-                    Self::NAMES.join(", ")
-                ),
-            )
-            .with_target("aggregateType")),
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            AggregateKind::Account => "account",
-            AggregateKind::Number => "number",
-            AggregateKind::Consent => "consent",
-        }
-    }
-
-    /// The id in its canonical form, refused as the resource's own routes refuse it.
-    fn parse_id(self, id: &str) -> Result<String, ApiError> {
-        let target = "aggregateId";
-        Ok(match self {
-            AggregateKind::Account => parse_at(target, AccountName::parse(id))?.to_string(),
-            AggregateKind::Number => parse_at(target, E164::parse(id))?.to_string(),
-            AggregateKind::Consent => parse_at(target, TenantId::parse(id))?.to_string(),
-        })
-    }
+/// The id in its canonical form, refused as the resource's own routes refuse it.
+fn parse_id(kind: AggregateKind, id: &str) -> Result<String, ApiError> {
+    let target = "aggregateId";
+    Ok(match kind {
+        AggregateKind::Account => parse_at(target, AccountName::parse(id))?.to_string(),
+        AggregateKind::Number => parse_at(target, E164::parse(id))?.to_string(),
+        AggregateKind::Consent => parse_at(target, TenantId::parse(id))?.to_string(),
+        AggregateKind::CivicAddress => parse_at(target, Identifier::parse(id))?.to_string(),
+    })
 }
 
 /// One recorded event.
@@ -147,7 +128,7 @@ pub struct AuditEventPage {
     pub next_link: Option<String>,
 }
 
-/// An account, number or consent as the API showed it at a time.
+/// An account, number, consent or civic address as the API showed it at a time.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AsOfResource {
@@ -165,10 +146,10 @@ pub struct AsOfResource {
     pub resource: Value,
 }
 
-/// The events of an account, number or consent, in order, with their metadata.
+/// The events of an account, number, consent or civic address, in order, with their metadata.
 #[utoipa::path(
     get, path = "/audit/{aggregateType}/{aggregateId}/events", tag = "Audit",
-    params(("aggregateType" = String, Path, description = "account, number or consent"),
+    params(("aggregateType" = String, Path, description = "account, number, consent or civicAddress"),
         ("aggregateId" = String, Path, description = "account name, E.164 number or tenant id"),
         ("api-version" = String, Query),
         ("top" = Option<i32>, Query, description = "at most this many events over all pages"),
@@ -186,8 +167,8 @@ pub async fn history(
     headers: HeaderMap,
     _caller: Caller,
 ) -> Result<Response, ApiError> {
-    let kind = AggregateKind::parse(&aggregate_type)?;
-    let id = kind.parse_id(&aggregate_id)?;
+    let kind = parse_kind(&aggregate_type)?;
+    let id = parse_id(kind, &aggregate_id)?;
     let top = integer_parameter(&query, "top", 1, MAX_INT32)?;
     let skip = integer_parameter(&query, "skip", 0, MAX_INT32)?.unwrap_or(0);
     let page_size = integer_parameter(&query, "maxpagesize", 1, MAX_PAGE_SIZE)?;
@@ -239,11 +220,11 @@ pub async fn history(
     Ok((StatusCode::OK, axum::Json(page)).into_response())
 }
 
-/// An account, number or consent as it stood at a time: its events recorded up to then, applied
+/// An account, number, consent or civic address as it stood at a time: its events recorded up to then, applied
 /// in order. 404 if it did not exist then (not yet created, or deleted).
 #[utoipa::path(
     get, path = "/audit/{aggregateType}/{aggregateId}/asOf", tag = "Audit",
-    params(("aggregateType" = String, Path, description = "account, number or consent"),
+    params(("aggregateType" = String, Path, description = "account, number, consent or civicAddress"),
         ("aggregateId" = String, Path, description = "account name, E.164 number or tenant id"),
         ("api-version" = String, Query),
         ("time" = String, Query, description = "RFC 3339, such as 2024-05-01T10:00:00Z")),
@@ -257,8 +238,8 @@ pub async fn as_of(
     Query(query): Query<HashMap<String, String>>,
     _caller: Caller,
 ) -> Result<Response, ApiError> {
-    let kind = AggregateKind::parse(&aggregate_type)?;
-    let id = kind.parse_id(&aggregate_id)?;
+    let kind = parse_kind(&aggregate_type)?;
+    let id = parse_id(kind, &aggregate_id)?;
     let time = time_parameter(&query, "time")?.ok_or_else(|| {
         ApiError::bad_request("MissingTime", "time (RFC 3339) is required").with_target("time")
     })?;
@@ -295,6 +276,18 @@ pub async fn as_of(
                 consent,
                 account.as_ref(),
             ));
+            (as_of.version, as_of.last_event_time, resource)
+        }
+        AggregateKind::CivicAddress => {
+            let as_of = store
+                .load_as_of::<CivicAddress>(&id, time)
+                .await
+                .map_err(store_error)?;
+            let address = as_of.aggregate.state.as_ref().ok_or_else(missing)?;
+            // As the API shows a civic address (TeamsCivicAddressResource).
+            let resource = projections::write::civic_address_row(Some(address))
+                .state
+                .unwrap_or(Value::Null);
             (as_of.version, as_of.last_event_time, resource)
         }
     };
@@ -342,7 +335,7 @@ async fn linked_account_as_of(
     params(("api-version" = String, Query),
         ("from" = Option<String>, Query, description = "RFC 3339; events recorded at or after it (default: the first)"),
         ("to" = Option<String>, Query, description = "RFC 3339; events recorded before it (default: all)"),
-        ("aggregateType" = Option<String>, Query, description = "account, number or consent (default: all)")),
+        ("aggregateType" = Option<String>, Query, description = "account, number, consent or civicAddress (default: all)")),
     responses((status = 200, content_type = "application/x-ndjson", body = String,
             description = "one CloudEvents 1.0 JSON object per line"),
         (status = 400, body = crate::error::ErrorResponse),
@@ -463,7 +456,7 @@ pub fn export_filter(query: &HashMap<String, String>) -> Result<ExportFilter, Ap
     }
     let aggregate_type = query
         .get("aggregateType")
-        .map(|text| AggregateKind::parse(text).map(|kind| kind.as_str().to_string()))
+        .map(|text| parse_kind(text).map(|kind| kind.as_str().to_string()))
         .transpose()?;
     Ok(ExportFilter {
         from,
