@@ -31,6 +31,13 @@ pub struct ProjectorSettings {
     pub batch_size: usize,
     /// How long JetStream waits for an ack before redelivering.
     pub ack_wait: Duration,
+    /// The first retry of an event that cannot be projected waits this long; each further one
+    /// twice as long, up to `max_retry_delay`.
+    pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
+    /// After this many deliveries an event that still cannot be projected (for anything but
+    /// an unreachable database) is parked in `projection_dead_letters` and acknowledged.
+    pub max_deliveries: i64,
 }
 
 impl ProjectorSettings {
@@ -40,6 +47,9 @@ impl ProjectorSettings {
             concurrency: 2,
             batch_size: 500,
             ack_wait: Duration::from_secs(30),
+            retry_delay: Duration::from_millis(500),
+            max_retry_delay: Duration::from_secs(60),
+            max_deliveries: 10,
         }
     }
 }
@@ -50,6 +60,8 @@ pub struct ProjectorStatus {
     running: AtomicBool,
     /// Messages of the stream not yet acknowledged by the projectors; -1 until measured.
     lag: AtomicI64,
+    /// Events this instance parked as unprojectable.
+    parked: std::sync::atomic::AtomicU64,
 }
 
 impl ProjectorStatus {
@@ -61,6 +73,11 @@ impl ProjectorStatus {
         u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
     }
 
+    /// Events this instance parked as unprojectable.
+    pub fn parked(&self) -> u64 {
+        self.parked.load(Ordering::Relaxed)
+    }
+
     pub fn render_metrics(&self, out: &mut String) {
         out.push_str(
             "# HELP nmp_projector_lag_events Events in the stream not yet projected (pending or unacknowledged).\n",
@@ -69,6 +86,14 @@ impl ProjectorStatus {
         if let Some(lag) = self.lag() {
             out.push_str(&format!("nmp_projector_lag_events {lag}\n"));
         }
+        out.push_str(
+            "# HELP nmp_projector_parked_events_total Events that could not be projected after every retry, parked in projection_dead_letters.\n",
+        );
+        out.push_str("# TYPE nmp_projector_parked_events_total counter\n");
+        out.push_str(&format!(
+            "nmp_projector_parked_events_total {}\n",
+            self.parked()
+        ));
     }
 }
 
@@ -218,11 +243,17 @@ impl Projector {
         for (aggregate, message) in aggregates.into_iter().zip(projected) {
             by_aggregate.entry(aggregate).or_default().push(message);
         }
-        if by_aggregate.len() == 1 || unreachable(&error) {
+        if unreachable(&error) {
             // Not acknowledged: JetStream would redeliver them after `ack_wait`; ask sooner.
-            tracing::warn!(%error, aggregates = by_aggregate.len(), "cannot project a batch of events; they will be redelivered");
+            tracing::warn!(%error, aggregates = by_aggregate.len(), "cannot reach the database to project a batch of events; they will be redelivered");
             for messages in by_aggregate.values() {
-                acknowledge(messages, retry_soon()).await;
+                self.retry_later(messages).await;
+            }
+            return;
+        }
+        if by_aggregate.len() == 1 {
+            for (aggregate, messages) in &by_aggregate {
+                self.failed(aggregate, messages, &error).await;
             }
             return;
         }
@@ -232,18 +263,92 @@ impl Projector {
         for (aggregate, messages) in by_aggregate {
             match project_batch(&self.store, std::slice::from_ref(&aggregate)).await {
                 Ok(_) => acknowledge(&messages, jetstream::AckKind::Ack).await,
-                Err(error) => {
-                    tracing::warn!(%error, aggregate_type = aggregate.0.aggregate_type(), aggregate_id = %aggregate.1, "cannot project an aggregate; its events will be redelivered");
-                    acknowledge(&messages, retry_soon()).await;
-                }
+                Err(error) if unreachable(&error) => self.retry_later(&messages).await,
+                Err(error) => self.failed(&aggregate, &messages, &error).await,
             }
         }
     }
+
+    /// An aggregate's messages failed for `error`: they are retried later, each after a longer
+    /// wait the more often it was delivered; one delivered `max_deliveries` times is parked
+    /// instead (recorded, counted, acknowledged), so that it is not redelivered for ever.
+    async fn failed(
+        &self,
+        aggregate: &(Kind, String),
+        messages: &[jetstream::Message],
+        error: &ProjectionError,
+    ) {
+        let mut retry = Vec::new();
+        for message in messages {
+            let deliveries = message.info().map_or(1, |info| info.delivered);
+            if deliveries < self.settings.max_deliveries {
+                retry.push(message);
+                continue;
+            }
+            match park(&self.store, aggregate, message, deliveries, error).await {
+                Ok(()) => {
+                    self.status.parked.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%error, deliveries, aggregate_type = aggregate.0.aggregate_type(), aggregate_id = %aggregate.1, subject = %message.subject, "an event could not be projected after every retry; parked in projection_dead_letters");
+                    acknowledge(std::slice::from_ref(message), jetstream::AckKind::Ack).await;
+                }
+                Err(park_error) => {
+                    tracing::warn!(error = %park_error, "cannot park an unprojectable event; it will be redelivered");
+                    retry.push(message);
+                }
+            }
+        }
+        if !retry.is_empty() {
+            tracing::warn!(%error, aggregate_type = aggregate.0.aggregate_type(), aggregate_id = %aggregate.1, "cannot project an aggregate; its events will be redelivered");
+            for message in retry {
+                acknowledge(std::slice::from_ref(message), self.backoff(message)).await;
+            }
+        }
+    }
+
+    /// Gives messages back for a redelivery after their backoff.
+    async fn retry_later(&self, messages: &[jetstream::Message]) {
+        for message in messages {
+            acknowledge(std::slice::from_ref(message), self.backoff(message)).await;
+        }
+    }
+
+    /// Redelivery after `retry_delay`, doubled for each delivery so far, at most
+    /// `max_retry_delay`.
+    fn backoff(&self, message: &jetstream::Message) -> jetstream::AckKind {
+        let deliveries = message.info().map_or(1, |info| info.delivered).max(1);
+        let factor = 1u32 << (deliveries - 1).clamp(0, 16) as u32;
+        let delay = self
+            .settings
+            .retry_delay
+            .saturating_mul(factor)
+            .min(self.settings.max_retry_delay);
+        jetstream::AckKind::Nak(Some(delay))
+    }
 }
 
-/// Asks JetStream to redeliver a message shortly.
-fn retry_soon() -> jetstream::AckKind {
-    jetstream::AckKind::Nak(Some(Duration::from_millis(500)))
+/// Records an event that cannot be projected.
+async fn park(
+    store: &EventStore,
+    aggregate: &(Kind, String),
+    message: &jetstream::Message,
+    deliveries: i64,
+    error: &ProjectionError,
+) -> Result<(), sqlx::Error> {
+    let sequence = message.info().map_or(0, |info| info.stream_sequence as i64);
+    sqlx::query(
+        "INSERT INTO projection_dead_letters \
+           (aggregate_type, aggregate_id, subject, stream_sequence, deliveries, error) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(aggregate.0.aggregate_type())
+    .bind(&aggregate.1)
+    .bind(message.subject.as_str())
+    .bind(sequence)
+    .bind(deliveries)
+    .bind(error.to_string())
+    .execute(store.pool())
+    .await?;
+    Ok(())
 }
 
 /// Whether `error` says the database cannot be reached (rather than that something in the

@@ -855,10 +855,12 @@ async fn exports_beyond_the_limit_are_refused_until_one_ends() {
 async fn civic_addresses_have_a_history_a_past_state_and_an_export_like_the_others() {
     let app = spawn_app().await;
     app.record_civic_address(TENANT, "civic-1", "Redmond").await;
-    app.record_civic_address(TENANT, "civic-1", "Bellevue").await;
+    app.record_civic_address(TENANT, "civic-1", "Bellevue")
+        .await;
     let before_move = Utc::now();
     // Recorded again with the same report: nothing new.
-    app.record_civic_address(TENANT, "civic-1", "Bellevue").await;
+    app.record_civic_address(TENANT, "civic-1", "Bellevue")
+        .await;
 
     let history = history(&app, "/audit/civicAddress/civic-1/events").await;
     assert_eq!(history.status, 200, "{history:?}");
@@ -873,10 +875,7 @@ async fn civic_addresses_have_a_history_a_past_state_and_an_export_like_the_othe
     let as_of = app
         .send(app.request(
             Method::GET,
-            &format!(
-                "/audit/civicAddress/civic-1/asOf?time={}",
-                at(before_move)
-            ),
+            &format!("/audit/civicAddress/civic-1/asOf?time={}", at(before_move)),
         ))
         .await;
     assert_eq!(as_of.status, 200, "{as_of:?}");
@@ -888,9 +887,7 @@ async fn civic_addresses_have_a_history_a_past_state_and_an_export_like_the_othe
     let (_, lines) = export(&app, "?aggregateType=civicAddress").await;
     assert_eq!(lines.len(), 2);
     assert!(
-        lines
-            .iter()
-            .all(|l| l["subject"] == "civicAddress/civic-1"),
+        lines.iter().all(|l| l["subject"] == "civicAddress/civic-1"),
         "{lines:?}"
     );
     // Every kind nmp keeps is one the routes take.

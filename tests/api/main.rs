@@ -20,6 +20,7 @@ mod lists;
 mod membership;
 mod nats_api;
 mod numbers;
+mod poison;
 mod projections;
 mod provisioning;
 mod public_url;
