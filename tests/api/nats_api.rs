@@ -1,14 +1,16 @@
 //! The NATS request-reply API: the REST API's commands and queries over NATS, with the same
 //! rules, codes and tokens, and a structured answer to every bad request.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use auth::Role;
+use auth::{Permission, Role};
+use futures::StreamExt;
 use nats_api::NatsApiSettings;
 use serde_json::{Value, json};
 use tests::nats::{nats_url, test_prefix};
-use tests::{TENANT, TestApp, account_body, number_body, spawn_app};
+use tests::{TENANT, TestApp, account_body, number_body, spawn_app, spawn_app_with_backend};
 
 /// A running NATS API for a test app, and a client to call it.
 struct Nats {
@@ -378,92 +380,316 @@ async fn bad_requests_get_structured_errors_and_the_service_carries_on() {
     assert_eq!(created.status, 201, "{created:?}");
 }
 
+/// One operation of the NATS API: the permission it needs and its status when allowed (on the
+/// resources `cell_fixture` sets up for it).
+struct Row {
+    operation: &'static str,
+    needs: Permission,
+    success: u16,
+    /// Whether an allowed call writes events (queries, the capability questions included, do
+    /// not).
+    writes: bool,
+}
+
+const fn row(operation: &'static str, needs: Permission, success: u16, writes: bool) -> Row {
+    Row {
+        operation,
+        needs,
+        success,
+        writes,
+    }
+}
+
+#[rustfmt::skip]
+const MATRIX: [Row; 16] = [
+    row("accounts.get", Permission::Read, 200, false),
+    row("accounts.createOrReplace", Permission::Write, 200, true),
+    row("accounts.delete", Permission::Delete, 204, true),
+    row("accounts.retryProvisioning", Permission::Write, 200, true),
+    row("accounts.getTeamsCapabilityPlans", Permission::Write, 200, false),
+    row("accounts.getTeamsAvailableCapabilities", Permission::Write, 200, false),
+    row("numbers.get", Permission::Read, 200, false),
+    row("numbers.createOrReplace", Permission::Write, 201, true),
+    row("numbers.delete", Permission::Delete, 204, true),
+    row("numbers.createOrUpdateBatch", Permission::Write, 200, true),
+    row("numbers.deleteBatch", Permission::Delete, 204, true),
+    row("numbers.setCustomSipHeader", Permission::Write, 200, true),
+    row("numbers.retryProvisioning", Permission::Write, 200, true),
+    row("requestsForInformation.get", Permission::Read, 200, false),
+    row("requestsForInformation.updateRelationship", Permission::Write, 200, true),
+    row("requestsForInformation.retryProvisioning", Permission::Write, 200, true),
+];
+
+/// What each role grants, written out independently of `auth`'s own table.
+fn role_grants(role: Role, permission: Permission) -> bool {
+    match role {
+        Role::Admin | Role::AdminUser => true,
+        Role::Read | Role::ReadUser => permission == Permission::Read,
+        Role::Write | Role::WriteUser => permission == Permission::Write,
+        Role::Delete | Role::DeleteUser => permission == Permission::Delete,
+    }
+}
+
+/// Resources of one matrix cell: an account of a tenant of its own with one number, a number
+/// not created yet, and what the operation needs to succeed (a failed provisioning to retry, a
+/// consent).
+struct Cell {
+    account: String,
+    number: String,
+    spare: String,
+    tenant: String,
+}
+
+/// Sets up, as an administrator, fresh resources for `operation` in cell `cell`, so that every
+/// cell starts from the same state whatever the cells before it did.
+async fn cell_fixture(app: &TestApp, cell: usize, operation: &str) -> Cell {
+    let fixture = Cell {
+        account: format!("nats-{cell}"),
+        number: format!("+1510556{:04}", cell * 2),
+        spare: format!("+1510556{:04}", cell * 2 + 1),
+        tenant: format!("00000000-0000-4000-8000-{cell:012}"),
+    };
+    let mut account = account_body(&fixture.account);
+    account["serviceDetails"]["teamsTenantId"] = json!(fixture.tenant);
+    let put = app.put_account(&fixture.account, &account).await;
+    assert_eq!(put.status, 201, "fixture account: {put:?}");
+    let put = app
+        .put_number(
+            &fixture.account,
+            &fixture.number,
+            &number_body(&fixture.account, &fixture.number),
+        )
+        .await;
+    assert_eq!(put.status, 201, "fixture number: {put:?}");
+    let failure = || {
+        vec![domain::ProvisioningError {
+            code: "TenantNotFound".to_string(),
+            message: "the backend says no".to_string(),
+        }]
+    };
+    match operation {
+        "accounts.retryProvisioning" => {
+            let name = domain::AccountName::parse(&fixture.account).expect("a name");
+            let loaded = app.commands.account(&name).await.expect("loads");
+            let version = loaded.aggregate.state.expect("exists").sync.version;
+            app.commands
+                .record_account_outcome(&name, version, Err(failure()), &commands::saga_metadata())
+                .await
+                .expect("recorded");
+            let failed = app.get_account(&fixture.account).await;
+            assert_eq!(failed.body["serviceProvisioningStatus"], "failed");
+        }
+        "numbers.retryProvisioning" => {
+            app.backend_refuses(&[&fixture.number], "LocationRequired")
+                .await;
+            let failed = app.get_number(&fixture.account, &fixture.number).await;
+            assert_eq!(failed.body["serviceProvisioningStatus"], "failed");
+        }
+        "requestsForInformation.get" | "requestsForInformation.updateRelationship" => {
+            app.record_consent(&fixture.tenant).await;
+        }
+        "requestsForInformation.retryProvisioning" => {
+            app.record_consent(&fixture.tenant).await;
+            let patched = app
+                .patch_consent(
+                    &fixture.tenant,
+                    &json!({"customerRelationship": {"status": "ConsentAcknowledged"}}),
+                )
+                .await;
+            assert_eq!(patched.status, 200, "fixture consent: {patched:?}");
+            let tenant = domain::TenantId::parse(&fixture.tenant).expect("a tenant");
+            let loaded = app.commands.consent(&tenant).await.expect("loads");
+            let version = loaded.aggregate.state.expect("exists").sync.version;
+            app.commands
+                .record_consent_outcome(
+                    &tenant,
+                    version,
+                    Err(failure()),
+                    &commands::saga_metadata(),
+                )
+                .await
+                .expect("recorded");
+            let failed = app.get_consent(&fixture.tenant).await;
+            assert_eq!(failed.body["serviceProvisioningStatus"], "failed");
+        }
+        _ => {}
+    }
+    fixture
+}
+
+/// The request body of `operation` on `cell`; `note` makes each allowed change a real one.
+fn cell_request(operation: &str, cell: &Cell, note: &str) -> Value {
+    let account = cell.account.as_str();
+    let the_number = json!({"accountName": account, "telephoneNumber": cell.number});
+    match operation {
+        "accounts.get" | "accounts.retryProvisioning" | "accounts.getTeamsCapabilityPlans" => {
+            json!({"accountName": account})
+        }
+        "accounts.createOrReplace" => {
+            let mut body = account_body(account);
+            body["serviceDetails"]["teamsTenantId"] = json!(cell.tenant);
+            body["serviceDetails"]["teamsPhoneMobile"] =
+                json!({"enabled": true, "syncEnabled": false});
+            json!({"accountName": account, "account": body})
+        }
+        "accounts.delete" => json!({"accountName": account, "deleteNumbers": true}),
+        "accounts.getTeamsAvailableCapabilities" => {
+            json!({"accountName": account, "numbers": [{"telephoneNumber": cell.number}]})
+        }
+        "numbers.get" | "numbers.delete" | "numbers.retryProvisioning" => the_number,
+        "numbers.createOrReplace" => json!({"accountName": account,
+            "telephoneNumber": cell.spare, "number": number_body(account, &cell.spare)}),
+        "numbers.createOrUpdateBatch" => {
+            json!({"accountName": account, "numbers": [number_body(account, &cell.spare)]})
+        }
+        "numbers.deleteBatch" => {
+            json!({"accountName": account, "numbers": [{"telephoneNumber": cell.number}]})
+        }
+        "numbers.setCustomSipHeader" => json!({"accountName": account,
+            "telephoneNumber": cell.number, "customSipHeader": note}),
+        "requestsForInformation.get" | "requestsForInformation.retryProvisioning" => {
+            json!({"tenantId": cell.tenant})
+        }
+        "requestsForInformation.updateRelationship" => json!({"tenantId": cell.tenant,
+            "customerRelationship": {"status": "CustomerContacted", "comment": note}}),
+        other => panic!("no request for {other}"),
+    }
+}
+
+#[test]
+fn the_matrix_covers_every_nats_operation() {
+    let mut covered: Vec<&str> = MATRIX.iter().map(|row| row.operation).collect();
+    let mut operations: Vec<&str> = nats_api::Operation::ALL
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    covered.sort_unstable();
+    operations.sort_unstable();
+    assert_eq!(covered, operations);
+    for row in &MATRIX {
+        let operation = nats_api::Operation::parse(row.operation).expect("an operation");
+        assert_eq!(operation.permission(), row.needs, "{}", row.operation);
+    }
+}
+
 #[tokio::test]
 async fn the_roles_rule_over_nats_as_over_http() {
-    let app = spawn_app().await;
+    // The capability questions ask the backend: the simulator answers them.
+    let (app, _sim) = spawn_app_with_backend().await;
     let nats = start(&app, None).await;
-    app.put_account("contoso", &account_body("contoso")).await;
-    let cases = [
-        (
-            Role::Read,
-            "accounts.get",
-            json!({"accountName": "contoso"}),
-            true,
-        ),
-        (
-            Role::ReadUser,
-            "accounts.get",
-            json!({"accountName": "contoso"}),
-            true,
-        ),
-        (
-            Role::Write,
-            "accounts.get",
-            json!({"accountName": "contoso"}),
-            false,
-        ),
-        (
-            Role::Write,
-            "accounts.createOrReplace",
-            json!({"accountName": "contoso", "account": account_body("contoso")}),
-            true,
-        ),
-        (
-            Role::Read,
-            "accounts.createOrReplace",
-            json!({"accountName": "contoso", "account": account_body("contoso")}),
-            false,
-        ),
-        (
-            Role::Write,
-            "numbers.deleteBatch",
-            json!({"accountName": "contoso", "numbers": [{"telephoneNumber": "+15105850009"}]}),
-            false,
-        ),
-        (
-            Role::DeleteUser,
-            "accounts.delete",
-            json!({"accountName": "nobody"}),
-            true,
-        ),
-        (
-            Role::Admin,
-            "accounts.delete",
-            json!({"accountName": "nobody"}),
-            true,
-        ),
-    ];
-    for (role, operation, body, allowed) in cases {
-        let reply = nats
-            .call_raw(
-                operation,
-                Some(&app.token(&[role])),
-                body.to_string().into_bytes(),
-            )
-            .await;
-        if allowed {
-            assert_ne!(reply.status, 403, "{role:?} may {operation}: {reply:?}");
-            assert_ne!(reply.status, 401, "{role:?} {operation}: {reply:?}");
-        } else {
-            reply.assert_error(403, "Forbidden");
+    let mut failures = Vec::new();
+    let mut cell = 0;
+    for role in Role::ALL {
+        let token = app.token(&[role]);
+        for row in &MATRIX {
+            cell += 1;
+            let fixture = cell_fixture(&app, cell, row.operation).await;
+            let note = format!("cell-{cell}");
+            let body = cell_request(row.operation, &fixture, &note);
+            let before = app.event_count().await;
+            let reply = nats
+                .call_raw(row.operation, Some(&token), body.to_string().into_bytes())
+                .await;
+            let written = app.event_count().await - before;
+            let what = format!("{role} / {} (needs {})", row.operation, row.needs);
+            if role_grants(role, row.needs) {
+                if reply.status != row.success || reply.header("Nmp-Error-Code").is_some() {
+                    failures.push(format!(
+                        "{what}: allowed, expected {}, got {reply:?}",
+                        row.success
+                    ));
+                }
+                if row.writes && written == 0 {
+                    failures.push(format!("{what}: an allowed write recorded no event"));
+                }
+                if !row.writes && written != 0 {
+                    failures.push(format!("{what}: a query wrote {written} events"));
+                }
+            } else {
+                if reply.status != 403
+                    || reply.body["error"]["code"] != "Forbidden"
+                    || reply.header("Nmp-Error-Code").as_deref() != Some("Forbidden")
+                    || reply.header("Nats-Service-Error-Code").as_deref() != Some("403")
+                {
+                    failures.push(format!("{what}: expected 403 Forbidden, got {reply:?}"));
+                }
+                if written != 0 {
+                    failures.push(format!("{what}: a refused request wrote {written} events"));
+                }
+            }
         }
+    }
+    assert_eq!(cell, 128, "8 roles × 16 operations");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The requests each instance of the NATS API serving `prefix` has answered, by instance id,
+/// from the micro services' STATS answers: every `nmp` service on the server answers, only
+/// those whose endpoint serves `prefix` count. Asks again until `instances` instances have
+/// answered `total` requests between them (or 10 s have passed), and returns the last answer.
+async fn answered_per_instance(
+    client: &async_nats::Client,
+    prefix: &str,
+    instances: usize,
+    total: u64,
+) -> BTreeMap<String, u64> {
+    let subject = format!("{prefix}.api.>");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let inbox = client.new_inbox();
+        let mut replies = client.subscribe(inbox.clone()).await.expect("subscribe");
+        client
+            .publish_with_reply("$SRV.STATS.nmp", inbox, "".into())
+            .await
+            .expect("ask for stats");
+        client.flush().await.expect("flush");
+        let mut answered = BTreeMap::new();
+        // Every service answers at once; a pause of half a second ends the round.
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(500), replies.next()).await
+        {
+            let stats: Value = serde_json::from_slice(&message.payload).expect("stats JSON");
+            let endpoints = stats["endpoints"].as_array().expect("endpoints");
+            for endpoint in endpoints
+                .iter()
+                .filter(|e| e["subject"] == subject.as_str())
+            {
+                let id = stats["id"].as_str().expect("an id").to_string();
+                let requests = endpoint["num_requests"].as_u64().expect("num_requests");
+                assert_eq!(endpoint["queue_group"], "q", "{stats}");
+                *answered.entry(id).or_insert(0) += requests;
+            }
+        }
+        let sum: u64 = answered.values().sum();
+        if (answered.len() >= instances && sum >= total) || Instant::now() >= deadline {
+            return answered;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test]
 async fn instances_share_the_requests_of_one_prefix() {
+    const REQUESTS: u64 = 40;
     let app = spawn_app().await;
     let first = start(&app, None).await;
-    // A second instance on the same prefix joins the queue group.
+    // A second instance on the same prefix, on a connection of its own as another nmp process
+    // would have, joins the queue group.
+    let second_client = async_nats::connect(nats_url()).await.expect("NATS");
     let second_task = nats_api::start(
-        first.client.clone(),
+        second_client.clone(),
         app.state.clone(),
         NatsApiSettings::new(&first.prefix),
     )
     .await
     .expect("second instance");
-    first.client.flush().await.expect("flush");
-    for i in 0..20 {
+    second_client.flush().await.expect("flush");
+    for i in 0..REQUESTS {
         let name = format!("account-{i}");
         let reply = first
             .call(
@@ -472,11 +698,23 @@ async fn instances_share_the_requests_of_one_prefix() {
                 json!({"accountName": name, "account": account_body(&name)}),
             )
             .await;
-        assert_eq!(
-            reply.status, 201,
-            "each request is answered once, by one of the instances: {reply:?}"
-        );
+        assert_eq!(reply.status, 201, "{reply:?}");
     }
+    let answered = answered_per_instance(&first.client, &first.prefix, 2, REQUESTS).await;
+    assert_eq!(
+        answered.len(),
+        2,
+        "two instances serve the prefix: {answered:?}"
+    );
+    assert!(
+        answered.values().all(|&requests| requests > 0),
+        "both instances answered requests: {answered:?}"
+    );
+    assert_eq!(
+        answered.values().sum::<u64>(),
+        REQUESTS,
+        "each request was answered once, by one of the instances: {answered:?}"
+    );
     second_task.abort();
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use commands::Preconditions;
 use domain::{AccountName, AccountServices, E164, Identifier, NumberDetails, PlainService};
+use relay::RelayStatus;
 use serde_json::Value;
 use store::EventMetadata;
 use tests::nats::{OwnNatsServer, TestStream, nats_url};
@@ -45,6 +46,32 @@ async fn assert_exactly_once_in_order(app: &TestApp, stream: &TestStream) {
             message.message_id
         );
     }
+}
+
+/// Proves that nothing more is on its way, then that the stream holds exactly the stored events:
+/// commits a marker event after all the others and waits until the relay has published it. The
+/// relay publishes in commit order, so a duplicate or a straggler of what came before would be
+/// in the stream by then; and the marker must be the stream's last message.
+async fn assert_nothing_more_then_exactly_once(app: &TestApp, stream: &TestStream) {
+    let marker = format!("marker-{}", uuid::Uuid::new_v4().simple());
+    let created = app.put_account(&marker, &account_body(&marker)).await;
+    assert_eq!(created.status, 201, "the marker: {created:?}");
+    let subject = format!("{}.events.account.{marker}", stream.settings.prefix);
+    let sequence = stream
+        .wait_for_subject(&subject, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        stream.last_sequence().await,
+        sequence,
+        "nothing was published after the marker"
+    );
+    let stored = stored_events(app).await.len() as u64;
+    assert_eq!(
+        stream.message_count().await,
+        stored,
+        "one message per stored event, the marker included"
+    );
+    assert_exactly_once_in_order(app, stream).await;
 }
 
 fn metadata() -> EventMetadata {
@@ -186,10 +213,7 @@ async fn killing_the_relay_at_random_points_loses_and_duplicates_nothing() {
     assert!(stored >= 5_000, "{stored} events");
     let (relay, _) = stream.spawn_relay(&app.pool);
     stream.wait_for(stored, Duration::from_secs(120)).await;
-    // Give a straggling duplicate a moment to show up if there were one.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(stream.message_count().await, stored);
-    assert_exactly_once_in_order(&app, &stream).await;
+    assert_nothing_more_then_exactly_once(&app, &stream).await;
     relay.abort();
 }
 
@@ -217,9 +241,7 @@ async fn a_nats_restart_loses_nothing_and_commands_keep_being_accepted() {
 
     let stored = stored_events(&app).await.len() as u64;
     stream.wait_for(stored, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(stream.message_count().await, stored);
-    assert_exactly_once_in_order(&app, &stream).await;
+    assert_nothing_more_then_exactly_once(&app, &stream).await;
     relay.abort();
 }
 
@@ -249,9 +271,7 @@ async fn two_relays_started_at_once_publish_each_event_once() {
     let stored = stored_events(&app).await.len() as u64;
     stream.wait_for(stored, Duration::from_secs(30)).await;
     assert!(standby_status.is_leader());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(stream.message_count().await, stored);
-    assert_exactly_once_in_order(&app, &stream).await;
+    assert_nothing_more_then_exactly_once(&app, &stream).await;
 }
 
 #[tokio::test]
@@ -259,7 +279,7 @@ async fn an_event_whose_transaction_commits_late_is_still_published() {
     let app = spawn_app().await;
     let stream = TestStream::new(&nats_url()).await;
     stream.ensure().await;
-    let (relay, _) = stream.spawn_relay(&app.pool);
+    let (relay, status) = stream.spawn_relay(&app.pool);
 
     // A transaction takes its position first and stays open...
     let mut late = app.pool.begin().await.expect("transaction");
@@ -274,20 +294,53 @@ async fn an_event_whose_transaction_commits_late_is_still_published() {
     .expect("insert");
     // ...while others commit after it.
     run_commands(&app, 1, 20).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let held_back = stream.message_count().await;
+    // The relay counts as its lag what it has seen committed after its checkpoint. Once it
+    // counts those 20, a marker committed next shows in the count only on a later round of the
+    // relay, whose read came after the 20 commits: had it published them, it would have done so
+    // by then.
+    let committed = app.event_count().await as u64;
+    wait_for_lag(&status, &stream, committed).await;
+    run_commands(&app, 2, 1).await;
+    let committed = app.event_count().await as u64;
+    wait_for_lag(&status, &stream, committed).await;
     assert_eq!(
-        held_back, 0,
+        stream.message_count().await,
+        0,
         "nothing passes the open transaction's position"
     );
+    assert_eq!(status.published(), 0);
 
     late.commit().await.expect("commit");
     let stored = stored_events(&app).await;
     assert!(stored.iter().any(|(id, ..)| id == "account:late:1"));
     let stored = stored.len() as u64;
     stream.wait_for(stored, Duration::from_secs(20)).await;
-    assert_exactly_once_in_order(&app, &stream).await;
+    assert_eq!(
+        stream.messages().await[0].message_id,
+        "account:late:1",
+        "the late event is published first, at its position"
+    );
+    assert_nothing_more_then_exactly_once(&app, &stream).await;
     relay.abort();
+}
+
+/// Waits until the relay reports a lag of `lag` events, failing at once if anything reaches
+/// the stream meanwhile.
+async fn wait_for_lag(status: &RelayStatus, stream: &TestStream, lag: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status.lag() != Some(lag) {
+        assert_eq!(
+            stream.message_count().await,
+            0,
+            "nothing passes the open transaction's position"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay's lag is {:?}, not {lag}",
+            status.lag()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,14 @@
-//! Helpers for nmp's end-to-end tests: `spawn_app()` starts nmp exactly as `nmp serve` does, on a
-//! free port, against a fresh Postgres database of its own, so tests run in parallel. Typed
-//! helpers call each endpoint.
+//! Helpers for nmp's end-to-end tests. Typed helpers call each endpoint.
+//!
+//! `spawn_app()` starts only the HTTP API of nmp, not all that `nmp serve` starts: it builds the
+//! state as `nmp serve --components api` does (`nmp::build_state`: a fresh Postgres database of
+//! the test's own, migrated; an HS256 verifier with a secret of the test's own; no backend
+//! client) and serves it with `nmp::serve` (the REST API and the janitor of repeatable-request
+//! answers) on a free port of 127.0.0.1, so tests run in parallel. It connects to no NATS and
+//! starts none of the background parts: no relay, projector, saga, backend sync, live feed, NATS
+//! API or their metrics. Tests that need one start it themselves: [`nats::TestStream`] for a
+//! relay, [`projections::ReadSide`] for the projector, `nats_api::start` for the NATS API,
+//! [`spawn_app_with`] for a feed and [`spawn_app_with_backend`] for a backend.
 
 pub mod nats;
 pub mod projections;
@@ -33,7 +41,7 @@ fn database_url(name: &str) -> String {
     }
 }
 
-/// A running nmp with its own database.
+/// A running nmp HTTP API (see `spawn_app`) with its own database.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -48,7 +56,8 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// Starts nmp on 127.0.0.1:0 with an HS256 secret and a fresh database.
+/// Starts nmp's HTTP API (and nothing else, see the crate's documentation) on 127.0.0.1:0
+/// with an HS256 secret and a fresh database.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }

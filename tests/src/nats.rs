@@ -56,28 +56,79 @@ impl TestStream {
         (tokio::spawn(relay.run()), status)
     }
 
-    /// How many messages the stream holds.
+    /// How many messages the stream holds; fails the test when the stream cannot be read.
     pub async fn message_count(&self) -> u64 {
-        match self.jetstream.get_stream(self.settings.stream_name()).await {
-            Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
-            Err(_) => 0,
-        }
+        self.try_message_count()
+            .await
+            .unwrap_or_else(|error| panic!("cannot count the stream's messages: {error}"))
     }
 
-    /// Waits until the stream holds `count` messages (or fails the test after `limit`).
+    async fn try_message_count(&self) -> Result<u64, String> {
+        let mut stream = self
+            .jetstream
+            .get_stream(self.settings.stream_name())
+            .await
+            .map_err(|e| format!("stream {}: {e}", self.settings.stream_name()))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| format!("stream info: {e}"))?;
+        Ok(info.state.messages)
+    }
+
+    /// Waits until the stream holds `count` messages (or fails the test after `limit`). A read
+    /// that fails (NATS restarting) counts as not yet; the last failure is reported at the end.
     pub async fn wait_for(&self, count: u64, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
-            let have = self.message_count().await;
-            if have >= count {
+            let have = self.try_message_count().await;
+            if have.as_ref().is_ok_and(|have| *have >= count) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the stream holds {have} of {count} messages"
+                "the stream holds {have:?} of {count} messages"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until the stream holds a message on `subject` (or fails the test after `limit`),
+    /// and returns the stream sequence of the last one.
+    pub async fn wait_for_subject(&self, subject: &str, limit: Duration) -> u64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let found = match self.jetstream.get_stream(self.settings.stream_name()).await {
+                Ok(stream) => stream
+                    .get_last_raw_message_by_subject(subject)
+                    .await
+                    .map(|message| message.sequence)
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            match found {
+                Ok(sequence) => return sequence,
+                Err(error) => assert!(
+                    Instant::now() < deadline,
+                    "no message on {subject} after {limit:?}: {error}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The stream sequence of its last message (0 when empty); fails the test when the stream
+    /// cannot be read.
+    pub async fn last_sequence(&self) -> u64 {
+        self.jetstream
+            .get_stream(self.settings.stream_name())
+            .await
+            .expect("stream")
+            .get_info()
+            .await
+            .expect("stream info")
+            .state
+            .last_sequence
     }
 
     /// Every message of the stream in stream order.
@@ -90,9 +141,10 @@ impl TestStream {
         let last = stream.get_info().await.expect("info").state.last_sequence;
         let mut messages = Vec::new();
         for sequence in 1..=last {
-            let Ok(message) = stream.get_raw_message(sequence).await else {
-                continue;
-            };
+            let message = stream
+                .get_raw_message(sequence)
+                .await
+                .unwrap_or_else(|e| panic!("message {sequence} of the stream: {e}"));
             let header = |name: &str| {
                 message
                     .headers

@@ -30,16 +30,109 @@ fn database_url(name: &str) -> String {
     format!("{}/{name}", &server[..slash])
 }
 
-#[test]
-fn token_prints_a_jwt() {
-    let output = Command::new(NMP)
-        .args(["token", "--role", "ProvisioningAPI.Admin"])
-        .env_remove("NMP_JWT_HS256_SECRET")
-        .output()
-        .expect("nmp runs");
+/// Runs `nmp token` with `args`, with `secret` as NMP_JWT_HS256_SECRET (none: unset), and returns
+/// the printed token.
+fn mint(args: &[&str], secret: Option<&str>) -> String {
+    let mut command = Command::new(NMP);
+    command.arg("token").args(args).env_remove("NMP_CONFIG");
+    match secret {
+        Some(secret) => command.env("NMP_JWT_HS256_SECRET", secret),
+        None => command.env_remove("NMP_JWT_HS256_SECRET"),
+    };
+    let output = command.output().expect("nmp runs");
     assert!(output.status.success(), "{output:?}");
     let token = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(token.trim().split('.').count(), 3, "a compact JWT: {token}");
+    assert!(token.ends_with('\n'), "one line: {token:?}");
+    token.trim_end().to_string()
+}
+
+/// Verifies `token` as HS256 with `secret` (signature and expiry), and returns its claims.
+fn decode(token: &str, secret: &str) -> jsonwebtoken::errors::Result<serde_json::Value> {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.leeway = 0;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .map(|data| data.claims)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// Asserts that `claims` were issued around now and expire `ttl_secs` later.
+#[track_caller]
+fn assert_lifetime(claims: &serde_json::Value, before: i64, after: i64, ttl_secs: i64) {
+    let iat = claims["iat"].as_i64().expect("iat");
+    let exp = claims["exp"].as_i64().expect("exp");
+    assert!(
+        (before..=after).contains(&iat),
+        "iat {iat} in {before}..={after}"
+    );
+    assert_eq!(exp - iat, ttl_secs, "{claims}");
+}
+
+#[test]
+fn token_prints_a_jwt() {
+    let before = now();
+    let token = mint(&["--role", "ProvisioningAPI.Admin"], None);
+    let after = now();
+    // Without a configured secret, the token is signed with the development secret, and valid
+    // for the default hour, for the default subject, with the role asked for.
+    let claims = decode(&token, auth::DEVELOPMENT_SECRET)
+        .unwrap_or_else(|e| panic!("signed with the development secret: {e}: {token}"));
+    assert_eq!(
+        claims["roles"],
+        serde_json::json!(["ProvisioningAPI.Admin"])
+    );
+    assert_eq!(claims["sub"], "nmp-cli");
+    assert_lifetime(&claims, before, after, 3600);
+    let header = jsonwebtoken::decode_header(&token).expect("a header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256);
+    // The signature covers the claims: another secret does not verify it.
+    let error = decode(&token, "another-secret-of-a-decent-length-0123456789").unwrap_err();
+    assert_eq!(
+        *error.kind(),
+        jsonwebtoken::errors::ErrorKind::InvalidSignature
+    );
+}
+
+#[test]
+fn token_is_signed_with_the_configured_secret_for_the_subject_roles_and_lifetime_asked() {
+    let secret = "a-configured-secret-of-at-least-32-bytes";
+    let before = now();
+    let token = mint(
+        &[
+            "--role",
+            "ProvisioningAPI.ReadUser",
+            "--role",
+            "ProvisioningAPI.Delete",
+            "--subject",
+            "alice",
+            "--ttl-minutes",
+            "5",
+        ],
+        Some(secret),
+    );
+    let after = now();
+    let claims = decode(&token, secret)
+        .unwrap_or_else(|e| panic!("signed with the configured secret: {e}: {token}"));
+    assert_eq!(
+        claims["roles"],
+        serde_json::json!(["ProvisioningAPI.ReadUser", "ProvisioningAPI.Delete"])
+    );
+    assert_eq!(claims["sub"], "alice");
+    assert_lifetime(&claims, before, after, 300);
+    assert!(
+        decode(&token, auth::DEVELOPMENT_SECRET).is_err(),
+        "not the development secret once one is configured"
+    );
 }
 
 #[test]

@@ -18,6 +18,11 @@ use serde_json::{Value, json};
 pub const SECRET: &[u8] = b"test-secret-that-is-at-least-32-bytes-long";
 
 pub const RSA_1_PEM: &[u8] = include_bytes!("../fixtures/rsa-1.pem");
+/// rsa-1's public key as `openssl rsa -pubout` writes it (SubjectPublicKeyInfo, `BEGIN PUBLIC
+/// KEY`): the key the JWKS publishes, in the form an attacker would download or derive.
+pub const RSA_1_PUBLIC_PEM: &[u8] = include_bytes!("../fixtures/rsa-1.public.pem");
+/// rsa-1's public key in PKCS#1 (`openssl rsa -RSAPublicKey_out`, `BEGIN RSA PUBLIC KEY`).
+pub const RSA_1_PKCS1_PUBLIC_PEM: &[u8] = include_bytes!("../fixtures/rsa-1.rsa-public.pem");
 pub const RSA_2_PEM: &[u8] = include_bytes!("../fixtures/rsa-2.pem");
 pub const EC_PEM: &[u8] = include_bytes!("../fixtures/ec-p256.pem");
 pub const RSA_1_KID: &str = "test-rsa-1";

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use auth::{AuthError, Role, Verifier};
 use axum::http::StatusCode;
-use jsonwebtoken::Algorithm;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -267,17 +267,49 @@ async fn an_hs256_token_is_refused_without_fetching_keys() {
 
 #[tokio::test]
 async fn an_hs256_token_signed_with_the_public_key_is_refused() {
-    // The classic algorithm-confusion forgery: the RSA public key used as an HMAC secret.
+    // The classic algorithm-confusion forgery: the verifier trusts rsa-1's public key, which
+    // anyone may fetch; the attacker signs HS256 with its PEM as the HMAC secret, hoping for a
+    // verifier that hands "the key" to whatever algorithm the header names.
     let server = JwksServer::start(vec![jwk("rsa-1")]).await;
-    let public_key = jwk("rsa-1").to_string();
-    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
-    header.kid = Some(RSA_1_KID.to_owned());
-    let token = sign(
-        header,
-        &jsonwebtoken::EncodingKey::from_secret(public_key.as_bytes()),
-        &admin_claims(),
+    let verifier = server.verifier();
+    let claims = admin_claims();
+
+    // Control: the same claims signed properly, with RS256 and the private key, are accepted.
+    let genuine = asymmetric_token(Algorithm::RS256, RSA_1_PEM, Some(RSA_1_KID), &claims);
+    assert_eq!(
+        assert_accepted(&verifier, &genuine).await.roles,
+        [Role::Admin]
     );
-    assert_rejected(&server.verifier(), &token, AuthError::UnsupportedAlgorithm).await;
+
+    let pems = [RSA_1_PUBLIC_PEM, RSA_1_PKCS1_PUBLIC_PEM];
+    for pem in pems {
+        // The PEM is the very key the JWKS publishes: it verifies the genuine token.
+        let public_key = DecodingKey::from_rsa_pem(pem).expect("an RSA public key PEM");
+        jsonwebtoken::decode::<serde_json::Value>(
+            &genuine,
+            &public_key,
+            &Validation::new(Algorithm::RS256),
+        )
+        .expect("the PEM is rsa-1's public key");
+    }
+    // Each PEM as a file holds it (with its final newline) and as it is often pasted (without).
+    let secrets = pems.into_iter().flat_map(|pem| [pem, pem.trim_ascii_end()]);
+    for secret in secrets {
+        for kid in [Some(RSA_1_KID), None] {
+            let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+            header.kid = kid.map(str::to_owned);
+            let forged = sign(header, &EncodingKey::from_secret(secret), &claims);
+            // A well-formed HS256 token under that secret: a verifier that used the public key's
+            // PEM as an HMAC key would accept it.
+            jsonwebtoken::decode::<serde_json::Value>(
+                &forged,
+                &DecodingKey::from_secret(secret),
+                &Validation::new(Algorithm::HS256),
+            )
+            .expect("the forgery verifies with the PEM as HMAC secret");
+            assert_rejected(&verifier, &forged, AuthError::UnsupportedAlgorithm).await;
+        }
+    }
 }
 
 #[tokio::test]
