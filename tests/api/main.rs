@@ -27,4 +27,5 @@ mod public_url;
 mod rebuild;
 mod relay;
 mod repeatability;
+mod repeatability_outcomes;
 mod saga;

@@ -32,7 +32,15 @@ pub struct ApiError {
     pub body: ErrorBody,
     /// When to try again, sent as `Retry-After` (whole seconds).
     pub retry_after: Option<std::time::Duration>,
+    /// Whether the request's changes may have been committed although it failed (a failure
+    /// during or after the commit): a repeat must not simply run it again.
+    pub outcome_unknown: bool,
 }
+
+/// Marks a response whose request may have been carried out although it failed (see
+/// `ApiError::outcome_unknown`); the repeatability middleware keeps its reservation then.
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeUnknown;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
@@ -45,7 +53,14 @@ impl ApiError {
                 details: Vec::new(),
             },
             retry_after: None,
+            outcome_unknown: false,
         }
+    }
+
+    /// Says the request's changes may have been committed although it failed.
+    pub fn with_outcome_unknown(mut self) -> Self {
+        self.outcome_unknown = true;
+        self
     }
 
     pub fn with_retry_after(mut self, retry_after: Option<std::time::Duration>) -> Self {
@@ -101,6 +116,7 @@ impl ApiError {
                 details: Vec::new(),
             },
             retry_after: None,
+            outcome_unknown: false,
         }
     }
 
@@ -116,8 +132,10 @@ impl ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
-            "the request could not be completed; it is safe to retry",
+            "the request could not be completed; its changes may or may not have been made: \
+             read the resource, or repeat the request with the same Repeatability-Request-ID",
         )
+        .with_outcome_unknown()
     }
 
     pub fn unavailable(error: &dyn std::error::Error) -> Self {
@@ -180,10 +198,17 @@ pub fn command_error(error: CommandError, batch_field: &str) -> ApiError {
             "the resource was changed by another request at the same time; retry",
         ),
         CommandError::Store(store_error) => match &store_error {
-            store::StoreError::Database(sqlx_error) if is_unavailable(sqlx_error) => {
+            // No connection was had: nothing can have been written.
+            store::StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
                 ApiError::unavailable(&store_error)
             }
-            store::StoreError::OutcomeUnknown(_) => ApiError::unavailable(&store_error),
+            // The connection broke, maybe while committing.
+            store::StoreError::Database(sqlx_error) if is_unavailable(sqlx_error) => {
+                ApiError::unavailable(&store_error).with_outcome_unknown()
+            }
+            store::StoreError::OutcomeUnknown(_) => {
+                ApiError::unavailable(&store_error).with_outcome_unknown()
+            }
             store::StoreError::Database(sqlx_error) if is_statement_timeout(sqlx_error) => {
                 query_too_long()
             }
@@ -222,8 +247,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = HeaderValue::from_str(&self.body.code)
             .unwrap_or_else(|_| HeaderValue::from_static("Error"));
+        let outcome_unknown = self.outcome_unknown;
         let mut response =
             (self.status, axum::Json(ErrorResponse { error: self.body })).into_response();
+        if outcome_unknown {
+            response.extensions_mut().insert(OutcomeUnknown);
+        }
         response.headers_mut().insert("x-ms-error-code", code);
         if let Some(retry_after) = self.retry_after {
             // Whole seconds, rounded up so that a client never comes back too early.

@@ -55,6 +55,9 @@ pub struct AppState {
     /// Where clients reach nmp (`NMP_PUBLIC_URL`, `https://nmp.example.com`): links in answers
     /// (`nextLink`) start with it. `None`: from the request's `Host` and `X-Forwarded-Proto`.
     pub public_url: Option<String>,
+    /// How long a repeatable request's reservation lasts without a heartbeat
+    /// (`middleware::REPEATABILITY_LEASE`).
+    pub repeatability_lease: std::time::Duration,
 }
 
 /// Live feeds open at once on one instance.
@@ -125,8 +128,9 @@ pub fn app(state: AppState) -> Router {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",
-                "the request could not be completed; it is safe to retry",
+                "the request could not be completed; its changes may or may not have been made",
             )
+            .with_outcome_unknown()
             .into_response()
         }))
         .layer(TraceLayer::new_for_http())

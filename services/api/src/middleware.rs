@@ -150,8 +150,10 @@ pub async fn require_api_version(request: Request, next: Next) -> Response {
 
 /// How long answers are kept for repeats, and how far `Repeatability-First-Sent` may lie behind.
 pub const REPEATABILITY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-/// After this long a reservation whose request never finished is taken over by a repeat.
-const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+/// After this long without a heartbeat, a reservation whose request never finished (its
+/// process died) is taken over by a repeat. A request still running renews it every third of
+/// that, however long it runs.
+pub const REPEATABILITY_LEASE: Duration = Duration::from_secs(60);
 
 /// Repeatable requests (OASIS Repeatable Requests, as the Azure APIs use it): a write with
 /// `Repeatability-Request-ID` runs once; a repeat gets the first answer.
@@ -230,7 +232,7 @@ async fn repeat_or_run(
     let fingerprint = format!("{:x}", hasher.finalize());
     let reservation = state
         .repeatability
-        .reserve(&key, &fingerprint, first_sent, ABANDONED_AFTER)
+        .reserve(&key, &fingerprint, first_sent, state.repeatability_lease)
         .await
         .map_err(|e| ApiError::internal(&e).into_response())?;
     match reservation {
@@ -257,9 +259,35 @@ async fn repeat_or_run(
         )),
         Reservation::Reserved => {
             let request = Request::from_parts(parts, Body::from(body));
+            // The reservation is renewed while the request runs, so no repeat takes it over.
+            let heartbeat = {
+                let store = state.repeatability.clone();
+                let key = key.clone();
+                let every = state.repeatability_lease / 3;
+                AbortOnDrop(tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        if let Err(error) = store.renew(&key).await {
+                            tracing::warn!(%error, "cannot renew a repeatable request's reservation");
+                        }
+                    }
+                }))
+            };
             let response = next.run(request).await;
+            drop(heartbeat);
             if response.status().is_server_error() {
-                if let Err(error) = state.repeatability.release(&key).await {
+                if response
+                    .extensions()
+                    .get::<crate::error::OutcomeUnknown>()
+                    .is_some()
+                {
+                    // Its changes may have been committed: a repeat must not run it again at
+                    // once. The reservation stays until its lease runs out.
+                    tracing::warn!(
+                        "a repeatable request failed after its changes may have been committed; \
+                         its reservation is kept"
+                    );
+                } else if let Err(error) = state.repeatability.release(&key).await {
                     tracing::warn!(%error, "cannot release a repeatable request's reservation");
                 }
                 return Ok(response);
@@ -295,6 +323,15 @@ async fn repeat_or_run(
                 .insert(REPEATABILITY_RESULT, HeaderValue::from_static("accepted"));
             Ok(Response::from_parts(parts, Body::from(body)))
         }
+    }
+}
+
+/// Aborts a task when dropped (also when the request is dropped half-way).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -115,6 +115,18 @@ impl RepeatabilityStore {
         Ok(())
     }
 
+    /// Renews the lease of a reservation whose request is still running.
+    pub async fn renew(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE repeatable_requests SET created_at = now() \
+              WHERE request_id = $1 AND status IS NULL",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Forgets a reservation whose request failed on nmp's side, so a repeat may try again.
     pub async fn release(&self, key: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM repeatable_requests WHERE request_id = $1 AND status IS NULL")
