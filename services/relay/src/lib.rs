@@ -233,10 +233,11 @@ impl Relay {
             self.status.leader.store(false, Ordering::Relaxed);
             tokio::time::sleep(self.settings.standby_interval).await;
         }
-        // A lost checkpoint only means re-publishing what JetStream then drops as duplicates, so
-        // its commits need not wait for the disk; and a plan cached while a backlog was large
-        // must not outlive it.
-        sqlx::query("SET synchronous_commit = off")
+        // The checkpoint waits for the disk: a PostgreSQL crash must not take it back to where
+        // re-published events would be older than JetStream's duplicate window (measured: at
+        // most 5% of the relay's throughput, no change to its latency; README). And a plan
+        // cached while a backlog was large must not outlive it.
+        sqlx::query("SET synchronous_commit = on")
             .execute(&mut connection)
             .await?;
         sqlx::query("SET plan_cache_mode = force_custom_plan")
