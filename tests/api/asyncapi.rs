@@ -2,6 +2,8 @@
 //! against the code: every event the domain can emit is a documented message whose schema names
 //! its fields, every header the relay sets is documented, the stream and subject rules match the
 //! relay's, and every operation of the NATS API has its channel, operation and permission.
+//! The aggregate kinds come from one list, `domain::AggregateKind`: a new kind does not compile
+//! here until its events are sampled, and fails the checks until the document covers them.
 //! The checks read the YAML as text (the workspace has no YAML parser), relying on its two-space
 //! block layout.
 
@@ -13,47 +15,51 @@ use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::DomainEvent;
 use domain::consent::RelationshipNote;
 use domain::{
-    AccountEvent, AccountName, AccountServices, AssignmentStatus, Capability, Comment,
-    ConsentEvent, ConsentReport, ConsentStatus, Contact, CountryCode, DirectRoutingConfiguration,
-    DirectRoutingService, E164, Identifier, NumberDetails, NumberEvent, NumberMembership,
-    PlainService, ProvisioningError, Service, SipHeaderValue, Subdomain, SubdomainToken,
-    SyncableService, TeamsNumberConfiguration, TeamsNumberService, TenantId, TicketId, Usage,
+    AccountEvent, AccountName, AccountServices, AggregateKind, AssignmentStatus, Capability,
+    CivicAddressEvent, CivicAddressReport, Comment, ConsentEvent, ConsentReport, ConsentStatus,
+    Contact, CountryCode, DirectRoutingConfiguration, DirectRoutingService, E164, Identifier,
+    Location, NumberDetails, NumberEvent, NumberMembership, PlainService, ProvisioningError,
+    Service, SipHeaderValue, Subdomain, SubdomainToken, SyncableService, TeamsNumberConfiguration,
+    TeamsNumberService, TenantId, TicketId, Usage, ValidationStatus,
 };
 use relay::StreamSettings;
 use relay::message::subject_token;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Every event type of the domain, by aggregate type, as the document lists them.
-const EVENTS: &[(&str, &str)] = &[
-    ("account", "AccountCreated"),
-    ("account", "AccountUpdated"),
-    ("account", "NumbersAdded"),
-    ("account", "NumbersRemoved"),
-    ("account", "AccountDeleted"),
-    ("account", "AccountDeletionRequested"),
-    ("account", "AccountProvisioningRetried"),
-    ("account", "AccountProvisioned"),
-    ("account", "AccountProvisioningFailed"),
-    ("number", "NumberAdded"),
-    ("number", "NumberUpdated"),
-    ("number", "SipHeaderSet"),
-    ("number", "SipHeaderCleared"),
-    ("number", "NumberDeleted"),
-    ("number", "NumberDeletionRequested"),
-    ("number", "NumberProvisioningRetried"),
-    ("number", "NumberProvisioned"),
-    ("number", "NumberProvisioningFailed"),
-    ("consent", "ConsentRecorded"),
-    ("consent", "ConsentChanged"),
-    ("consent", "ConsentAcknowledged"),
-    ("consent", "CustomerContacted"),
-    ("consent", "AgreementSigned"),
-    ("consent", "ConsentDeclined"),
-    ("consent", "ContractTerminated"),
-    ("consent", "ConsentProvisioned"),
-    ("consent", "ConsentProvisioningFailed"),
-    ("consent", "ConsentProvisioningRetried"),
+/// Every event type of the domain, by aggregate kind, as the document lists them.
+const EVENTS: &[(AggregateKind, &str)] = &[
+    (AggregateKind::Account, "AccountCreated"),
+    (AggregateKind::Account, "AccountUpdated"),
+    (AggregateKind::Account, "NumbersAdded"),
+    (AggregateKind::Account, "NumbersRemoved"),
+    (AggregateKind::Account, "AccountDeleted"),
+    (AggregateKind::Account, "AccountDeletionRequested"),
+    (AggregateKind::Account, "AccountProvisioningRetried"),
+    (AggregateKind::Account, "AccountProvisioned"),
+    (AggregateKind::Account, "AccountProvisioningFailed"),
+    (AggregateKind::Number, "NumberAdded"),
+    (AggregateKind::Number, "NumberUpdated"),
+    (AggregateKind::Number, "SipHeaderSet"),
+    (AggregateKind::Number, "SipHeaderCleared"),
+    (AggregateKind::Number, "NumberDeleted"),
+    (AggregateKind::Number, "NumberDeletionRequested"),
+    (AggregateKind::Number, "NumberProvisioningRetried"),
+    (AggregateKind::Number, "NumberProvisioned"),
+    (AggregateKind::Number, "NumberProvisioningFailed"),
+    (AggregateKind::Consent, "ConsentRecorded"),
+    (AggregateKind::Consent, "ConsentChanged"),
+    (AggregateKind::Consent, "ConsentAcknowledged"),
+    (AggregateKind::Consent, "CustomerContacted"),
+    (AggregateKind::Consent, "AgreementSigned"),
+    (AggregateKind::Consent, "ConsentDeclined"),
+    (AggregateKind::Consent, "ContractTerminated"),
+    (AggregateKind::Consent, "ConsentProvisioned"),
+    (AggregateKind::Consent, "ConsentProvisioningFailed"),
+    (AggregateKind::Consent, "ConsentProvisioningRetried"),
+    (AggregateKind::CivicAddress, "CivicAddressRecorded"),
+    (AggregateKind::CivicAddress, "CivicAddressChanged"),
+    (AggregateKind::CivicAddress, "CivicAddressRemoved"),
 ];
 
 /// Every operation of the NATS API (`<prefix>.api.<operation>`), the key of its channel and
@@ -408,30 +414,115 @@ fn consent_events() -> Vec<ConsentEvent> {
     ]
 }
 
-/// One sample of every event as (aggregate type, event type from `DomainEvent`, JSON as stored
-/// and published).
-fn samples() -> Vec<(&'static str, String, Value)> {
-    fn each<E: DomainEvent>(
-        aggregate: &'static str,
-        events: Vec<E>,
-    ) -> Vec<(&'static str, String, Value)> {
-        events
-            .into_iter()
-            .map(|event| {
-                let json = serde_json::to_value(&event).unwrap();
-                (aggregate, event.event_type(), json)
-            })
-            .collect()
+/// A civic address of a Teams tenant as the backend reports it, every optional field given.
+fn civic_address_report() -> CivicAddressReport {
+    let floor = identifier("6d1e0f7a-2b3c-4d5e-8f90-a1b2c3d4e5f6");
+    CivicAddressReport {
+        country: CountryCode::parse("US").unwrap(),
+        house_number: Some("1".to_string()),
+        house_number_suffix: Some("A".to_string()),
+        pre_directional: Some("NE".to_string()),
+        street_name: Some("Microsoft".to_string()),
+        street_suffix: Some("Way".to_string()),
+        post_directional: Some("SW".to_string()),
+        state_or_province: Some("WA".to_string()),
+        county_or_district: Some("King".to_string()),
+        city_or_town: Some("Redmond".to_string()),
+        city_or_town_alias: Some("Overlake".to_string()),
+        postal_or_zip_code: Some("98052".to_string()),
+        description: Some("Head office".to_string()),
+        company_name: Some("Contoso".to_string()),
+        company_id: Some("contoso-hq".to_string()),
+        default_location_id: Some(floor.clone()),
+        validation_status: ValidationStatus::Validated,
+        partner_id: Some("partner-7".to_string()),
+        latitude: Some("47.6396".to_string()),
+        longitude: Some("-122.1283".to_string()),
+        locations: vec![
+            Location {
+                id: floor,
+                description: Some("Floor 1".to_string()),
+                additional_info: Some("Reception".to_string()),
+                is_default: true,
+                elin: Some("REDMOND-F1".to_string()),
+            },
+            Location {
+                id: identifier("9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"),
+                description: Some("Floor 2".to_string()),
+                additional_info: Some("East wing".to_string()),
+                is_default: false,
+                elin: Some("REDMOND-F2".to_string()),
+            },
+        ],
     }
-    let mut all = each("account", account_events());
-    all.extend(each("number", number_events()));
-    all.extend(each("consent", consent_events()));
-    all
 }
 
-/// The single key of an externally tagged event.
+fn civic_address_events() -> Vec<CivicAddressEvent> {
+    vec![
+        CivicAddressEvent::CivicAddressRecorded {
+            id: identifier("3f2b8c1e-9d4a-4e6b-b5f0-2c7d8e9a1b34"),
+            tenant_id: TenantId::parse("a7f4bd5c-cc01-40f4-8baa-2b6bdb272b8a").unwrap(),
+            report: civic_address_report(),
+        },
+        CivicAddressEvent::CivicAddressChanged {
+            report: CivicAddressReport {
+                validation_status: ValidationStatus::NotValidated,
+                ..civic_address_report()
+            },
+        },
+        CivicAddressEvent::CivicAddressRemoved,
+    ]
+}
+
+/// Every event type of one event enum, as serde names them, and one sample of each event as
+/// (event type from `DomainEvent`, JSON as stored and published).
+type DomainEvents = (BTreeSet<String>, Vec<(String, Value)>);
+
+fn each<E: DomainEvent + DeserializeOwned + std::fmt::Debug>(events: Vec<E>) -> DomainEvents {
+    let samples = events
+        .into_iter()
+        .map(|event| {
+            let json = serde_json::to_value(&event).unwrap();
+            (event.event_type(), json)
+        })
+        .collect();
+    (serde_variants::<E>(), samples)
+}
+
+/// The events of an aggregate kind. The match is exhaustive: a new kind in
+/// `domain::AggregateKind` does not compile until its events are sampled here.
+fn domain_events(kind: AggregateKind) -> DomainEvents {
+    match kind {
+        AggregateKind::Account => each(account_events()),
+        AggregateKind::Number => each(number_events()),
+        AggregateKind::Consent => each(consent_events()),
+        AggregateKind::CivicAddress => each(civic_address_events()),
+    }
+}
+
+/// One sample of every event of every aggregate kind as (kind, event type from `DomainEvent`,
+/// JSON as stored and published).
+fn samples() -> Vec<(AggregateKind, String, Value)> {
+    AggregateKind::ALL
+        .into_iter()
+        .flat_map(|kind| {
+            domain_events(kind)
+                .1
+                .into_iter()
+                .map(move |(event_type, json)| (kind, event_type, json))
+        })
+        .collect()
+}
+
+/// The event type a stored event is tagged with (serde's external tagging): the single key of
+/// an event with fields, or the string an event without fields (a unit variant) is.
 fn outer_key(json: &Value) -> String {
-    let object = json.as_object().expect("an event serialises as an object");
+    if let Value::String(name) = json {
+        return name.clone();
+    }
+    let object = json
+        .as_object()
+        .expect("an event serialises as an object, or as a string without fields");
     assert_eq!(
         object.len(),
         1,
@@ -458,11 +549,38 @@ fn serde_variants<E: DeserializeOwned + std::fmt::Debug>() -> BTreeSet<String> {
         .collect()
 }
 
-fn documented(aggregate: &str) -> BTreeSet<String> {
+fn documented(kind: AggregateKind) -> BTreeSet<String> {
     EVENTS
         .iter()
-        .filter(|(a, _)| *a == aggregate)
+        .filter(|(k, _)| *k == kind)
         .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+/// The names `refs` point to in `block`: each `'<prefix><name>'`.
+fn refs(block: &str, prefix: &str) -> BTreeSet<String> {
+    let quoted = format!("'{prefix}");
+    block
+        .lines()
+        .filter_map(|line| line.split_once(&quoted))
+        .map(|(_, rest)| rest.trim_end().trim_end_matches('\'').to_string())
+        .collect()
+}
+
+/// The items of the shallowest `key:` list in `block` (such as a schema's own `required`).
+fn list(block: &str, key: &str) -> BTreeSet<String> {
+    let lines: Vec<&str> = block.lines().collect();
+    let Some(start) = (0..lines.len())
+        .filter(|&i| lines[i].trim() == format!("{key}:"))
+        .min_by_key(|&i| indentation(lines[i]))
+    else {
+        return BTreeSet::new();
+    };
+    let indent = indentation(lines[start]);
+    lines[start + 1..]
+        .iter()
+        .take_while(|line| indentation(line) > indent && line.trim_start().starts_with("- "))
+        .map(|line| line.trim_start()[2..].trim().to_string())
         .collect()
 }
 
@@ -485,8 +603,8 @@ fn keys(json: &Value, path: &str, found: &mut Vec<(String, String)>) {
     }
 }
 
-fn pascal(aggregate: &str) -> String {
-    let mut chars = aggregate.chars();
+fn pascal(kind: AggregateKind) -> String {
+    let mut chars = kind.as_str().chars();
     let first = chars.next().unwrap().to_ascii_uppercase();
     format!("{first}{}", chars.as_str())
 }
@@ -495,47 +613,46 @@ fn pascal(aggregate: &str) -> String {
 
 #[test]
 fn asyncapi_event_list_matches_the_domain() {
-    let samples = samples();
-    for aggregate in ["account", "number", "consent"] {
-        let sampled: BTreeSet<String> = samples
-            .iter()
-            .filter(|(a, ..)| *a == aggregate)
-            .map(|(_, _, json)| outer_key(json))
-            .collect();
-        let variants = match aggregate {
-            "account" => serde_variants::<AccountEvent>(),
-            "number" => serde_variants::<NumberEvent>(),
-            _ => serde_variants::<ConsentEvent>(),
-        };
+    for kind in AggregateKind::ALL {
+        let (variants, samples) = domain_events(kind);
+        let sampled: BTreeSet<String> = samples.iter().map(|(_, json)| outer_key(json)).collect();
+        assert!(
+            !documented(kind).is_empty(),
+            "the aggregate kind {kind} has no events in EVENTS: document its events in \
+             docs/asyncapi.yaml and add them to EVENTS"
+        );
         assert_eq!(
             variants,
-            documented(aggregate),
-            "the {aggregate} events of the domain differ from EVENTS: document the new event in \
+            documented(kind),
+            "the {kind} events of the domain differ from EVENTS: document the new event in \
              docs/asyncapi.yaml and add it to EVENTS and to the samples here"
         );
-        assert_eq!(
-            sampled, variants,
-            "every {aggregate} event has one sample here"
-        );
+        assert_eq!(sampled, variants, "every {kind} event has one sample here");
+        for (event_type, json) in &samples {
+            assert_eq!(
+                &outer_key(json),
+                event_type,
+                "the {kind} event's serde name is its event_type (ce-type and the message name)"
+            );
+        }
     }
-    for (aggregate, event_type, json) in &samples {
-        assert_eq!(
-            &outer_key(json),
-            event_type,
-            "the {aggregate} event's serde name is its event_type (ce-type and the message name)"
-        );
-    }
+    let kinds: BTreeSet<AggregateKind> = EVENTS.iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(
+        kinds,
+        AggregateKind::ALL.into_iter().collect(),
+        "EVENTS covers every aggregate kind"
+    );
 }
 
 #[test]
 fn asyncapi_documents_every_event_as_a_message() {
     let doc = document();
     let channel_messages = expect_block(&doc, &["channels", "events", "messages"]);
-    for (aggregate, name) in EVENTS {
+    for (kind, name) in EVENTS {
         let message = expect_block(&doc, &["components", "messages", name]);
         assert!(
-            message.contains(&format!("const: nmp.{aggregate}.{name}")),
-            "message {name} pins its ce-type header to nmp.{aggregate}.{name}"
+            message.contains(&format!("const: nmp.{kind}.{name}")),
+            "message {name} pins its ce-type header to nmp.{kind}.{name}"
         );
         assert!(
             message.contains(&format!("'#/components/schemas/{name}Event'")),
@@ -544,33 +661,103 @@ fn asyncapi_documents_every_event_as_a_message() {
         assert!(
             message.contains(&format!(
                 "'#/components/schemas/{}EventHeaders'",
-                pascal(aggregate)
+                pascal(*kind)
             )),
-            "message {name} has the {aggregate} event headers"
+            "message {name} has the {kind} event headers"
         );
         assert!(
             channel_messages.contains(&format!("'#/components/messages/{name}'")),
             "the events channel carries {name}"
         );
-        let operation = expect_block(
-            &doc,
-            &["operations", &format!("receive{}Events", pascal(aggregate))],
-        );
+    }
+    let all: BTreeSet<String> = EVENTS.iter().map(|(_, name)| name.to_string()).collect();
+    assert_eq!(
+        refs(&channel_messages, "#/components/messages/"),
+        all,
+        "the events channel carries exactly the events of EVENTS"
+    );
+    for kind in AggregateKind::ALL {
+        let key = format!("receive{}Events", pascal(kind));
+        let operation = expect_block(&doc, &["operations", &key]);
         assert!(
-            operation.contains(&format!("'#/channels/events/messages/{name}'")),
-            "receive{}Events lists {name}",
-            pascal(aggregate)
+            operation.contains("$ref: '#/channels/events'"),
+            "{key} receives from the events channel"
+        );
+        assert_eq!(
+            refs(&operation, "#/channels/events/messages/"),
+            documented(kind),
+            "{key} lists exactly the {kind} events"
+        );
+        let headers = expect_block(
+            &doc,
+            &[
+                "components",
+                "schemas",
+                &format!("{}EventHeaders", pascal(kind)),
+            ],
+        );
+        for pinned in [
+            format!("const: {kind}"),
+            format!("pattern: '^{kind}:'"),
+            format!("pattern: '^{kind}/'"),
+            format!("pattern: '^nmp\\.{kind}\\.'"),
+        ] {
+            assert!(
+                headers.contains(&pinned),
+                "{}EventHeaders has {pinned}",
+                pascal(kind)
+            );
+        }
+    }
+    // The headers every event has admit every kind, and only those.
+    let common = expect_block(&doc, &["components", "schemas", "EventHeaders"]);
+    let names = AggregateKind::names().join("|");
+    for pattern in [
+        format!("pattern: '^({names}):.+:[1-9][0-9]*$'"),
+        format!("pattern: '^nmp\\.({names})\\.[A-Za-z]+$'"),
+        format!("pattern: '^({names})/.+$'"),
+    ] {
+        assert!(
+            common.contains(&pattern),
+            "EventHeaders has {pattern}, naming every aggregate kind"
         );
     }
+    let aggregate_type = expect_block(
+        &doc,
+        &[
+            "components",
+            "schemas",
+            "EventHeaders",
+            "properties",
+            "nmp-aggregate-type",
+        ],
+    );
+    assert_eq!(
+        list(&aggregate_type, "enum"),
+        AggregateKind::names().map(str::to_string).into(),
+        "nmp-aggregate-type lists every aggregate kind"
+    );
 }
 
 #[test]
 fn asyncapi_event_schemas_name_every_field() {
     let doc = document();
     let schemas = expect_block(&doc, &["components", "schemas"]);
-    for (aggregate, _, json) in samples() {
+    for (kind, _, json) in samples() {
         let name = outer_key(&json);
         let schema = expect_block(&doc, &["components", "schemas", &format!("{name}Event")]);
+        if json.is_string() {
+            // An event without fields is stored as the string of its type.
+            assert!(
+                has_key(&schema, "type") && schema.contains("type: string"),
+                "{name}Event is a string: the {kind} event {name} has no fields"
+            );
+            assert!(
+                schema.contains(&format!("const: {name}")),
+                "{name}Event is the string {name}"
+            );
+            continue;
+        }
         assert!(
             has_key(&schema, &name),
             "{name}Event has the single property {name} (externally tagged)"
@@ -603,9 +790,15 @@ fn asyncapi_event_schemas_name_every_field() {
         for field in own.keys() {
             assert!(
                 has_key(&body_schema, field),
-                "the {aggregate} event {name} has the field {field}: document it in {name}Event"
+                "the {kind} event {name} has the field {field}: document it in {name}Event"
             );
         }
+        // Every field is always present (optional ones as null), so every field is required.
+        assert_eq!(
+            list(&body_schema, "required"),
+            own.keys().cloned().collect(),
+            "{name}Event requires exactly the fields of the {kind} event {name}"
+        );
         let mut nested = Vec::new();
         keys(body, &name, &mut nested);
         for (key, path) in nested {
@@ -668,7 +861,7 @@ fn asyncapi_stream_and_subjects_match_the_relay() {
         "the prefix defaults to nmp"
     );
     let aggregate_type = expect_block(&doc, &["channels", "events", "parameters", "aggregateType"]);
-    for aggregate in domain::AggregateKind::names() {
+    for aggregate in AggregateKind::names() {
         assert!(
             aggregate_type.contains(aggregate),
             "aggregateType {aggregate}"

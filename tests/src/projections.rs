@@ -56,7 +56,9 @@ pub fn spawn_projector(
     (tokio::spawn(projector.run()), status)
 }
 
-/// Aggregates whose read row lags behind their events, and events without an audit row.
+/// Aggregates whose read row lags behind their events (an account also while its counts of
+/// numbers, recounted after each batch, disagree with the number rows), and events without an
+/// audit row.
 pub async fn unprojected(app: &TestApp) -> (i64, i64) {
     let rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ( \
@@ -71,6 +73,16 @@ pub async fn unprojected(app: &TestApp) -> (i64, i64) {
     .fetch_one(&app.pool)
     .await
     .expect("rows behind");
+    let miscounted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM read_accounts a \
+          WHERE NOT a.deleted AND a.number_count <> \
+                (SELECT count(*) FROM read_numbers n \
+                  WHERE n.account_name = a.name AND NOT n.deleted)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("accounts miscounted");
+    let rows = rows + miscounted;
     let audit: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events e \
           WHERE e.aggregate_type IN ('account', 'number', 'consent', 'civicAddress') \

@@ -295,22 +295,11 @@ impl CommandService {
                     }
                     continue;
                 }
-                let before = loaded_number.aggregate.state.clone();
-                let number_events = decide(
-                    &mut loaded_number.aggregate,
-                    NumberCommand::Delete {
-                        telephone_number: number.clone(),
-                        account: name.clone(),
-                    },
-                )
-                .await?;
-                changes.append_after::<Number>(number.as_str(), &loaded_number, &number_events)?;
-                track_membership(
-                    &mut changes,
-                    number,
-                    before.as_ref(),
-                    loaded_number.aggregate.state.as_ref(),
-                );
+                let command = NumberCommand::Delete {
+                    telephone_number: number.clone(),
+                    account: name.clone(),
+                };
+                decide_number(&mut changes, number, &mut loaded_number, command).await??;
                 if loaded_number.aggregate.state.is_some() {
                     awaiting_release.push(number.clone());
                 }
@@ -466,25 +455,13 @@ impl CommandService {
                 if owned {
                     preconditions.check(true, loaded.version)?;
                 }
-                let before = loaded.aggregate.state.clone();
-                let decided = decide(
-                    &mut loaded.aggregate,
-                    NumberCommand::Delete {
-                        telephone_number: number.clone(),
-                        account: account.clone(),
-                    },
-                )
-                .await;
-                match decided {
+                let command = NumberCommand::Delete {
+                    telephone_number: number.clone(),
+                    account: account.clone(),
+                };
+                match decide_number(&mut changes, number, &mut loaded, command).await? {
                     Err(error) => refusals.push(ItemRefusal { index, error }),
-                    Ok(events) => {
-                        changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
-                        track_membership(
-                            &mut changes,
-                            number,
-                            before.as_ref(),
-                            loaded.aggregate.state.as_ref(),
-                        );
+                    Ok(()) => {
                         if loaded.aggregate.state.is_none() {
                             gone.push(number.clone());
                         }
@@ -934,28 +911,15 @@ async fn upsert_decisions(
             .is_some_and(|s| &s.account == account);
         preconditions.check(owned, loaded.version)?;
         let created = loaded.aggregate.state.is_none();
-        let before = loaded.aggregate.state.clone();
-        let decided = decide(
-            &mut loaded.aggregate,
-            NumberCommand::AddOrUpdate {
-                telephone_number: number.clone(),
-                account: account.clone(),
-                account_services: account_services.clone(),
-                details: details.clone(),
-            },
-        )
-        .await;
-        match decided {
+        let command = NumberCommand::AddOrUpdate {
+            telephone_number: number.clone(),
+            account: account.clone(),
+            account_services: account_services.clone(),
+            details: details.clone(),
+        };
+        match decide_number(&mut changes, number, &mut loaded, command).await? {
             Err(error) => refusals.push(ItemRefusal { index, error }),
-            Ok(events) => {
-                changes.append_after::<Number>(number.as_str(), &loaded, &events)?;
-                loaded.version += events.len() as u64;
-                track_membership(
-                    &mut changes,
-                    number,
-                    before.as_ref(),
-                    loaded.aggregate.state.as_ref(),
-                );
+            Ok(()) => {
                 outcomes.push(UpsertedNumber {
                     number: loaded,
                     created,
@@ -969,6 +933,30 @@ async fn upsert_decisions(
     // Decided on the account's services: committed only if the account is unchanged.
     changes.share_account(account.as_str(), loaded_account.version);
     Ok((changes, outcomes))
+}
+
+/// Decides `command` on a number as loaded; on success queues its events and the membership
+/// change they make, and moves `loaded` to its new state and version. A refusal queues nothing.
+async fn decide_number(
+    changes: &mut Changes,
+    number: &E164,
+    loaded: &mut Loaded<Number>,
+    command: NumberCommand,
+) -> Result<Result<(), DomainError>, StoreError> {
+    let before = loaded.aggregate.state.clone();
+    let events = match decide(&mut loaded.aggregate, command).await {
+        Ok(events) => events,
+        Err(error) => return Ok(Err(error)),
+    };
+    changes.append_after::<Number>(number.as_str(), loaded, &events)?;
+    loaded.version += events.len() as u64;
+    track_membership(
+        changes,
+        number,
+        before.as_ref(),
+        loaded.aggregate.state.as_ref(),
+    );
+    Ok(Ok(()))
 }
 
 /// Queues the membership change that a number's events made: a number that exists belongs to
