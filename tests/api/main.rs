@@ -16,6 +16,7 @@ mod event_store;
 mod examples;
 mod feed_limits;
 mod http_limits;
+mod import;
 mod lists;
 mod membership;
 mod nats_api;

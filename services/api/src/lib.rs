@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod error;
+pub mod import;
 pub mod middleware;
 pub mod openapi;
 pub mod operations;

@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod bench_saga;
+mod import;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,12 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ImportWhat {
+    /// Numbers into an account, from CSV.
+    Numbers(import::ImportNumbers),
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run nmp's components until SIGINT or SIGTERM.
     Serve {
@@ -50,6 +57,11 @@ enum Command {
         /// Lifetime in minutes.
         #[arg(long, default_value_t = 60)]
         ttl_minutes: u64,
+    },
+    /// Import data: `nmp import numbers FILE.csv --account NAME` (the portal's CSV format).
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
     },
     /// Read models: `nmp projections rebuild [accounts|numbers|consents|audit]...`.
     Projections {
@@ -102,6 +114,20 @@ async fn main() -> anyhow::Result<()> {
             public,
         } => simulate(settings, order_delay_ms, public).await,
         Command::Audit { command } => audit::run(&settings, command).await,
+        Command::Import {
+            what: ImportWhat::Numbers(args),
+        } => {
+            // Standard output is the summary; logs, warnings and up only, go to standard error.
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let code = import::run(&settings, args).await?;
+            std::process::exit(code);
+        }
         Command::Bench { target } => bench::run(target).await,
         Command::Projections {
             action: ProjectionsAction::Rebuild { names },

@@ -75,7 +75,7 @@ pub struct TeamsNumberConfigurationWire {
     pub location_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_tenant_address_update: Option<bool>,
-    /// ISO 3166 alpha-2; required for toll-free numbers.
+    /// ISO 3166 alpha-2 (in either case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub displayed_country_code: Option<String>,
 }
