@@ -305,11 +305,11 @@ impl Projector {
         }
     }
 
-    /// Gives messages back for a redelivery after their backoff.
+    /// Gives messages back for a redelivery soon: the database was out of reach, which says
+    /// nothing about the events (they are neither backed off nor counted towards parking).
     async fn retry_later(&self, messages: &[jetstream::Message]) {
-        for message in messages {
-            acknowledge(std::slice::from_ref(message), self.backoff(message)).await;
-        }
+        let soon = jetstream::AckKind::Nak(Some(self.settings.retry_delay));
+        acknowledge(messages, soon).await;
     }
 
     /// Redelivery after `retry_delay`, doubled for each delivery so far, at most
@@ -351,23 +351,35 @@ async fn park(
     Ok(())
 }
 
-/// Whether `error` says the database cannot be reached (rather than that something in the
-/// batch cannot be projected).
+/// Whether `error` says the database cannot be reached or refused for the moment (rather than
+/// that something in the batch cannot be projected).
 fn unreachable(error: &ProjectionError) -> bool {
     let database = match error {
         ProjectionError::Database(error) => error,
         ProjectionError::Store(store::StoreError::Database(error)) => error,
         _ => return false,
     };
-    matches!(
-        database,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed
-    )
+    let transient_state = database
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| {
+            // A deadlock or serialization failure with another writer, a lock not had, a
+            // statement cancelled, the server out of resources or its connection lost: the
+            // same events go through on a later try.
+            matches!(code.as_ref(), "40001" | "40P01" | "55P03" | "57014")
+                || code.starts_with("53")
+                || code.starts_with("08")
+        });
+    transient_state
+        || matches!(
+            database,
+            sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed
+        )
 }
 
 /// The aggregate a message is about, if this version projects it.

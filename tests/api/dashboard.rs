@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use auth::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tests::nats::nats_url;
 use tests::projections::{ReadSide, wait_until_projected};
 use tests::{Answer, TENANT, TestApp, account_body, number_body, spawn_app, spawn_app_with};
 
@@ -312,6 +311,46 @@ impl SseReader {
     }
 }
 
+/// Starts the live feed on the read side's stream, and waits until it follows the stream (it
+/// takes the events from its start on).
+pub(crate) async fn follow_the_stream(
+    read: &ReadSide,
+    source: tokio::sync::broadcast::Sender<api::FeedItem>,
+) -> tokio::task::JoinHandle<()> {
+    let settings = &read.stream.settings;
+    let feed = nmp::feed::subscribe(
+        read.stream.jetstream.clone(),
+        settings.stream_name(),
+        settings.subjects(),
+        source,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut stream = read
+            .stream
+            .jetstream
+            .get_stream(settings.stream_name())
+            .await
+            .expect("the stream");
+        let consumers = stream
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .consumer_count;
+        // The projector's durable consumer, and the feed's.
+        if consumers >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the feed does not follow the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    feed
+}
+
 #[tokio::test]
 async fn the_feed_streams_each_change_made_after_connecting() {
     let source = nmp::feed::channel();
@@ -320,11 +359,7 @@ async fn the_feed_streams_each_change_made_after_connecting() {
         spawn_app_with(move |state| state.feed = Some(source)).await
     };
     let read = ReadSide::start(&app).await;
-    let client = relay::connect_nats(&nats_url()).await.expect("NATS");
-    let feed = nmp::feed::subscribe(client.clone(), &read.stream.settings.prefix, source)
-        .await
-        .expect("the feed subscribes");
-    client.flush().await.expect("the subscription is sent");
+    let feed = follow_the_stream(&read, source).await;
 
     let response = app
         .request(Method::GET, "/dashboard/feed")
@@ -355,8 +390,10 @@ async fn the_feed_streams_each_change_made_after_connecting() {
     let event = reader
         .next_named("nmp.account.AccountCreated", Duration::from_secs(20))
         .await;
-    assert_eq!(event.id.as_deref(), Some("account:contoso:1"));
+    // The id is the event's position in the stream: the first event of this test's stream.
+    assert_eq!(event.id.as_deref(), Some("1"));
     let data: Value = serde_json::from_str(event.data.as_deref().expect("data")).expect("JSON");
+    assert_eq!(data["eventId"], "account:contoso:1");
     assert_eq!(data["aggregateType"], "account");
     assert_eq!(data["aggregateId"], "contoso");
     assert_eq!(data["sequence"], 1);
@@ -367,8 +404,8 @@ async fn the_feed_streams_each_change_made_after_connecting() {
     );
     assert_eq!(
         data.as_object().unwrap().len(),
-        5,
-        "aggregateType, aggregateId, sequence, eventType, time: {data}"
+        6,
+        "eventId, aggregateType, aggregateId, sequence, eventType, time: {data}"
     );
 
     let added = app
@@ -382,7 +419,7 @@ async fn the_feed_streams_each_change_made_after_connecting() {
     let number = reader
         .next_named("nmp.number.NumberAdded", Duration::from_secs(20))
         .await;
-    assert_eq!(number.id.as_deref(), Some("number:+15105850001:1"));
+    assert_eq!(number.id.as_deref(), Some("2"));
 
     // Shutting nmp down ends the open feed, so the server can stop.
     drop(app);
@@ -448,7 +485,8 @@ async fn a_quiet_feed_only_opens() {
     // An event sent straight to the source reaches the open feed.
     let sent = source.send(api::FeedItem::Event(api::FeedEvent {
         ce_type: "nmp.account.AccountDeleted".to_string(),
-        id: "account:x:2".to_string(),
+        position: None,
+        event_id: "account:x:2".to_string(),
         aggregate_type: "account".to_string(),
         aggregate_id: "x".to_string(),
         sequence: 2,

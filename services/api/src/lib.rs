@@ -28,7 +28,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-pub use crate::routes::dashboard::{FeedEvent, FeedItem};
+pub use crate::routes::dashboard::{FeedEvent, FeedHistory, FeedItem};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -59,6 +59,9 @@ pub struct AppState {
     /// How long a repeatable request's reservation lasts without a heartbeat
     /// (`middleware::REPEATABILITY_LEASE`).
     pub repeatability_lease: std::time::Duration,
+    /// Where a reconnecting live feed reads the events it missed (`Last-Event-ID`); `None`:
+    /// the feed only goes on live.
+    pub feed_history: Option<std::sync::Arc<dyn routes::dashboard::FeedHistory>>,
 }
 
 /// Live feeds open at once on one instance.

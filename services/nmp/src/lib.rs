@@ -99,6 +99,7 @@ pub async fn build_state(
         feeds: std::sync::Arc::new(tokio::sync::Semaphore::new(api::MAX_FEEDS)),
         public_url: settings.public_url.clone(),
         repeatability_lease: api::middleware::REPEATABILITY_LEASE,
+        feed_history: None,
         commands: CommandService::new(EventStore::new(pool.clone())),
         verifier,
         repeatability: RepeatabilityStore::new(pool),

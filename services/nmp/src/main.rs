@@ -218,6 +218,12 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
         let feed = nmp::feed::channel();
         background.push(nmp::feed::start(&settings.nats, nats.clone(), feed.clone()).await?);
         state.feed = Some(feed);
+        let stream = nmp::stream_settings(&settings.nats)?;
+        state.feed_history = Some(std::sync::Arc::new(nmp::feed::JetStreamHistory {
+            jetstream: async_nats::jetstream::new(nats.clone()),
+            stream: stream.stream_name(),
+            subjects: stream.subjects(),
+        }));
         background.push(nmp::start_nats_api(&settings.nats, nats, state.clone())?);
     }
     if key_source == KeySource::Development {

@@ -101,16 +101,19 @@ pub struct Activity {
 }
 
 /// An event as the live feed shows it: the SSE `data` of an event named by its CloudEvents
-/// type, with its `Nats-Msg-Id` as the SSE id.
+/// type, with its position in the event stream as the SSE id (so a feed that reconnects with
+/// `Last-Event-ID` resumes after it).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedEvent {
     /// `nmp.<aggregate type>.<event type>` (the `ce-type` header); the SSE event name.
     #[serde(skip)]
     pub ce_type: String,
-    /// `<aggregate type>:<aggregate id>:<sequence>` (`Nats-Msg-Id`); the SSE id.
+    /// The event's sequence in the JetStream stream; the SSE id.
     #[serde(skip)]
-    pub id: String,
+    pub position: Option<u64>,
+    /// `<aggregate type>:<aggregate id>:<sequence>` (`Nats-Msg-Id`).
+    pub event_id: String,
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub sequence: i64,
@@ -118,6 +121,20 @@ pub struct FeedEvent {
     /// When it happened (`ce-time`), RFC 3339.
     pub time: Option<String>,
 }
+
+/// Reads the events of the stream after a position, for a feed that reconnects.
+pub trait FeedHistory: Send + Sync {
+    /// The events after stream position `after`, up to the stream's end now, at most `limit`;
+    /// and whether more followed.
+    fn since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> futures::future::BoxFuture<'_, Result<(Vec<FeedEvent>, bool), String>>;
+}
+
+/// A reconnecting feed replays at most this many events; beyond, it says how far it lags.
+pub const FEED_REPLAY_LIMIT: usize = 10_000;
 
 /// What the feed source broadcasts to the open feeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,12 +152,15 @@ fn single_line(value: &str) -> String {
 impl FeedEvent {
     /// The event of a NATS message from its headers (`header` looks one up by name); None for
     /// a message that is not an nmp event.
-    pub fn from_headers(header: impl Fn(&str) -> Option<String>) -> Option<FeedEvent> {
+    pub fn from_headers(
+        header: impl Fn(&str) -> Option<String>,
+        position: Option<u64>,
+    ) -> Option<FeedEvent> {
         let get = |name: &str| header(name).map(|v| single_line(&v));
         let aggregate_type = get("nmp-aggregate-type")?;
         let aggregate_id = get("nmp-aggregate-id")?;
         let sequence = get("nmp-sequence")?.parse().ok()?;
-        let id = get("Nats-Msg-Id")
+        let event_id = get("Nats-Msg-Id")
             .unwrap_or_else(|| format!("{aggregate_type}:{aggregate_id}:{sequence}"));
         let ce_type = get("ce-type")?;
         let event_type = ce_type
@@ -150,7 +170,8 @@ impl FeedEvent {
             .to_string();
         Some(FeedEvent {
             ce_type,
-            id,
+            position,
+            event_id,
             aggregate_type,
             aggregate_id,
             sequence,
@@ -160,7 +181,11 @@ impl FeedEvent {
     }
 
     fn to_sse(&self) -> Event {
-        let event = Event::default().event(&self.ce_type).id(&self.id);
+        let id = match self.position {
+            Some(position) => position.to_string(),
+            None => self.event_id.clone(),
+        };
+        let event = Event::default().event(&self.ce_type).id(id);
         match serde_json::to_string(self) {
             Ok(data) => event.data(data),
             Err(_) => event.data("{}"),
@@ -169,6 +194,14 @@ impl FeedEvent {
 }
 
 // ---- handlers ------------------------------------------------------------------------------
+
+/// The stream position a reconnecting feed last saw (`Last-Event-ID`), if it is one.
+fn caller_last_event_id(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
 
 fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
@@ -315,10 +348,11 @@ pub async fn activity(
 }
 
 /// A live feed of changes as Server-Sent Events: each event nmp publishes on NATS becomes
-/// `event: <ce-type>`, `id: <Nats-Msg-Id>`, `data: {aggregateType, aggregateId, sequence,
-/// eventType, time}`. A comment opens the stream and keep-alive comments follow every 15 s of
-/// quiet. A client too slow to keep up gets `event: nmp.feed.lagged` with `{"missed": n}`.
-/// The feed is live only: nothing is replayed on reconnect (use the activity or the lists).
+/// `event: <ce-type>`, `id: <its sequence in the event stream>`, `data: {eventId,
+/// aggregateType, aggregateId, sequence, eventType, time}`. A comment opens the stream and
+/// keep-alive comments follow every 15 s of quiet. A feed that reconnects with `Last-Event-ID`
+/// first gets the events it missed since (up to 10,000), from the stream. A client too slow to
+/// keep up gets `event: nmp.feed.lagged` with `{"missed": n}`.
 #[utoipa::path(
     get, path = "/dashboard/feed", tag = "Dashboard",
     params(("api-version" = String, Query)),
@@ -327,7 +361,11 @@ pub async fn activity(
         (status = 503, body = crate::error::ErrorResponse, description = "FeedUnavailable: this instance has no feed")),
     security(("bearer" = []))
 )]
-pub async fn feed(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn feed(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     let Some(source) = &state.feed else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -356,9 +394,37 @@ pub async fn feed(State(state): State<AppState>, caller: Caller) -> Result<Respo
         let left = std::time::Duration::from_secs(exp).saturating_sub(now);
         tokio::time::Instant::now() + left
     });
+    // Subscribed first, so nothing falls between the replay and the live events.
     let receiver = source.subscribe();
-    let opening =
-        futures::stream::once(async { Ok::<_, Infallible>(Event::default().comment("nmp feed")) });
+    let resume_after = caller_last_event_id(&headers);
+    let mut replayed: Vec<Event> = Vec::new();
+    let mut last_position = resume_after;
+    if let (Some(after), Some(history)) = (resume_after, &state.feed_history) {
+        match history.since(after, FEED_REPLAY_LIMIT).await {
+            Ok((events, more)) => {
+                for event in &events {
+                    last_position = event.position.or(last_position);
+                    replayed.push(event.to_sse());
+                }
+                if more {
+                    replayed.push(Event::default().event("nmp.feed.lagged").data(format!(
+                        "{{\"missed\":\"more than {FEED_REPLAY_LIMIT} events; reload\"}}"
+                    )));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot replay the feed from Last-Event-ID");
+                replayed.push(Event::default().event("nmp.feed.lagged").data(
+                    "{\"missed\":\"the events since Last-Event-ID cannot be read; reload\"}",
+                ));
+            }
+        }
+    }
+    let opening = futures::stream::iter(
+        std::iter::once(Event::default().comment("nmp feed"))
+            .chain(replayed)
+            .map(Ok::<_, Infallible>),
+    );
     let events = futures::stream::unfold(Some((receiver, slot)), move |open| async move {
         let (mut receiver, slot) = open?;
         let next = async {
@@ -374,6 +440,15 @@ pub async fn feed(State(state): State<AppState>, caller: Caller) -> Result<Respo
                     .event("nmp.feed.expired")
                     .data("{\"reason\":\"the token expired; reconnect with a fresh one\"}");
                 return Some((Ok::<_, Infallible>(event), None));
+            }
+            // Replayed already.
+            Some(Ok(FeedItem::Event(event)))
+                if event
+                    .position
+                    .zip(last_position)
+                    .is_some_and(|(p, l)| p <= l) =>
+            {
+                Event::default().comment("replayed")
             }
             Some(Ok(FeedItem::Event(event))) => event.to_sse(),
             Some(Ok(FeedItem::ShuttingDown) | Err(broadcast::error::RecvError::Closed)) => {
@@ -420,22 +495,27 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.to_string())
         };
-        let event = FeedEvent::from_headers(lookup).expect("an event");
+        let event = FeedEvent::from_headers(lookup, Some(7)).expect("an event");
         assert_eq!(event.event_type, "NumberDeleted");
-        assert_eq!(event.id, "number:+15105850321:3");
+        assert_eq!(event.event_id, "number:+15105850321:3");
+        assert_eq!(event.position, Some(7));
         assert_eq!(
             serde_json::to_value(&event).unwrap(),
-            serde_json::json!({"aggregateType": "number", "aggregateId": "+15105850321",
-                "sequence": 3, "eventType": "NumberDeleted", "time": "2024-01-18T07:58:49.570Z"})
+            serde_json::json!({"eventId": "number:+15105850321:3", "aggregateType": "number",
+                "aggregateId": "+15105850321", "sequence": 3, "eventType": "NumberDeleted",
+                "time": "2024-01-18T07:58:49.570Z"})
         );
-        assert_eq!(FeedEvent::from_headers(|_| None), None);
-        let broken = FeedEvent::from_headers(|name| match name {
-            "ce-type" => Some("nmp.account.Evil\r\nevent: x".to_string()),
-            "nmp-aggregate-type" => Some("account".to_string()),
-            "nmp-aggregate-id" => Some("a\nb".to_string()),
-            "nmp-sequence" => Some("1".to_string()),
-            _ => None,
-        })
+        assert_eq!(FeedEvent::from_headers(|_| None, None), None);
+        let broken = FeedEvent::from_headers(
+            |name| match name {
+                "ce-type" => Some("nmp.account.Evil\r\nevent: x".to_string()),
+                "nmp-aggregate-type" => Some("account".to_string()),
+                "nmp-aggregate-id" => Some("a\nb".to_string()),
+                "nmp-sequence" => Some("1".to_string()),
+                _ => None,
+            },
+            None,
+        )
         .expect("an event");
         assert!(!broken.ce_type.contains('\n') && !broken.aggregate_id.contains('\n'));
         // Building the SSE event does not panic on what was cleaned.
