@@ -205,3 +205,64 @@ async fn the_example_file_in_the_repository_imports_cleanly() {
     assert_eq!(results, vec![RowResult::Created; sheet.rows.len()]);
     assert_eq!(sheet.rows.len(), 3);
 }
+
+#[tokio::test]
+async fn exported_numbers_import_back_unchanged() {
+    let app = spawn_app().await;
+    let mut account = account_body("contoso");
+    account["serviceDetails"]["teamsDirectRouting"] =
+        json!({"enabled": true, "syncEnabled": false});
+    assert_eq!(app.put_account("contoso", &account).await.status, 201);
+    let mut rich = number_body("contoso", "+15105850001");
+    rich["serviceDetails"]["teamsOperatorConnect"]["configuration"] = json!({
+        "usage": "CallingUserAssignment",
+        "choosableCapabilities": ["InboundCalling", "OutboundCalling"],
+        "additionalUsages": ["ConferenceAssignment"],
+        "civicAddressId": "civic-1", "locationId": "location-1",
+        "allowTenantAddressUpdate": true, "displayedCountryCode": "GB"});
+    rich["serviceDetails"]["teamsDirectRouting"] = json!({"enabled": true});
+    assert_eq!(
+        app.put_number("contoso", "+15105850001", &rich)
+            .await
+            .status,
+        201
+    );
+    let plain = number_body("contoso", "+15105850002");
+    assert_eq!(
+        app.put_number("contoso", "+15105850002", &plain)
+            .await
+            .status,
+        201
+    );
+
+    let mut exported = Vec::new();
+    for number in ["+15105850001", "+15105850002"] {
+        let read = app.get_number("contoso", number).await;
+        exported.push(
+            serde_json::from_value::<api::wire::number::NumberResource>(read.body.clone())
+                .expect("a number"),
+        );
+    }
+    let file = import::export_csv(&exported);
+    let sheet = import::read(file.as_bytes()).expect("the export reads back");
+    assert_eq!(sheet.rows.len(), 2);
+    let account = AccountName::parse("contoso").unwrap();
+    let checked = import::check(&app.commands, &account, &sheet)
+        .await
+        .expect("checked");
+    let before = app.event_count().await;
+    let results = import::import(
+        &app.commands,
+        &account,
+        checked,
+        &EventMetadata::system("test-import"),
+        |_, _| {},
+    )
+    .await;
+    assert_eq!(results, [RowResult::Updated, RowResult::Updated]);
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "nothing changed: the round trip is exact"
+    );
+}

@@ -6,7 +6,8 @@
 //! ([`read`]), every row checked against the domain's rules without writing anything
 //! ([`check`]: each refusal names the row, the column and the rule), then the rows that passed
 //! are written a hundred at a time ([`import`]); a row refused then does not stop the others.
-//! [`results_csv`] gives the file back with each row's outcome.
+//! [`results_csv`] gives the file back with each row's outcome; [`export_csv`] writes numbers in
+//! the same format, so that export, edit, import is a round trip.
 
 use std::collections::{HashMap, HashSet};
 
@@ -438,6 +439,36 @@ pub fn results_csv(sheet: &Sheet, results: &[RowResult]) -> String {
                 error.message.as_str(),
             ]),
         }
+        let _ = writer.write_record(&record);
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Numbers as a file in the import's format: every column of [`COLUMNS`], one row each.
+pub fn export_csv(numbers: &[NumberResource]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(COLUMNS);
+    for number in numbers {
+        let json = serde_json::to_value(number).unwrap_or(Value::Null);
+        let record: Vec<String> = COLUMNS
+            .iter()
+            .map(|column| {
+                let value = column
+                    .split('_')
+                    .try_fold(&json, |node, segment| node.get(segment));
+                match value {
+                    Some(Value::String(text)) => text.clone(),
+                    Some(Value::Bool(flag)) => flag.to_string(),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => String::new(),
+                }
+            })
+            .collect();
         let _ = writer.write_record(&record);
     }
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
