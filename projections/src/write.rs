@@ -292,7 +292,8 @@ pub fn account_row(state: Option<&AccountState>) -> Row {
 }
 
 /// The accounts whose counts of numbers writing `rows` (of `kind`) may change: the accounts
-/// written, and for numbers the account each belonged to and belongs to now.
+/// written, and for numbers the account each belonged to (as its stored row says, or its
+/// deletion) and belongs to now.
 pub(crate) async fn counted_accounts(
     tx: &mut Transaction<'_, Postgres>,
     kind: Kind,
@@ -316,6 +317,27 @@ pub(crate) async fn counted_accounts(
                     .find(|(column, _)| *column == "account_name")
                     .and_then(|(_, value)| value.clone());
                 accounts.extend(account);
+            }
+            // A deleted number's row names no account, and its stored row may not be readable
+            // yet (written by a batch still in flight): the account it left is in its
+            // `NumberDeleted` event.
+            let deleted: Vec<&str> = rows
+                .iter()
+                .filter(|(_, _, row)| row.deleted)
+                .map(|(id, _, _)| id.as_str())
+                .collect();
+            if !deleted.is_empty() {
+                let left: Vec<Option<String>> = sqlx::query_scalar(
+                    "SELECT DISTINCT ON (aggregate_id) payload->'NumberDeleted'->>'account' \
+                       FROM events \
+                      WHERE aggregate_type = 'number' AND aggregate_id = ANY($1) \
+                        AND event_type = 'NumberDeleted' \
+                      ORDER BY aggregate_id, sequence DESC",
+                )
+                .bind(&deleted)
+                .fetch_all(&mut **tx)
+                .await?;
+                accounts.extend(left.into_iter().flatten());
             }
             Ok(accounts)
         }

@@ -522,3 +522,61 @@ async fn civic_addresses_are_projected_as_the_api_shows_them() {
     .await;
     assert_eq!(removed, json!(true));
 }
+
+#[tokio::test]
+async fn a_deletion_projected_behind_a_batch_in_flight_still_recounts_the_account_it_left() {
+    let app = spawn_app().await;
+    let mut account = account_body("contoso");
+    // Without flow-through, so that the deletion is immediate.
+    account["serviceDetails"]["teamsOperatorConnect"]["syncEnabled"] = json!(false);
+    app.put_account("contoso", &account).await;
+    let number = "+15105850321";
+    app.put_number("contoso", number, &number_body("contoso", number))
+        .await;
+    assert_eq!(app.delete_number("contoso", number).await.status, 204);
+    let store = app.event_store();
+    project(&store, Kind::Account, "contoso", "read_accounts")
+        .await
+        .expect("the account's row");
+
+    // A batch still in flight has written the number's first version, and counted it.
+    let mut in_flight = app.pool.begin().await.expect("a transaction");
+    sqlx::query(
+        "INSERT INTO read_numbers (telephone_number, version, deleted, account_name, services, \
+                                   sync_status, state) \
+         VALUES ($1, 1, false, 'contoso', '{teamsOperatorConnect}', 'synced', '{}')",
+    )
+    .bind(number)
+    .execute(&mut *in_flight)
+    .await
+    .expect("the number's row");
+    sqlx::query("UPDATE read_accounts SET number_count = 1 WHERE name = 'contoso'")
+        .execute(&mut *in_flight)
+        .await
+        .expect("its count");
+    // The deletion's batch reads what it must recount while that batch is uncommitted, then
+    // waits for its row.
+    let deletion = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            projections::write::project_batch(&store, &[(Kind::Number, number.to_string())]).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    in_flight.commit().await.expect("committed");
+    deletion
+        .await
+        .expect("the deletion's batch")
+        .expect("projected");
+
+    let (deleted, count): (bool, i64) = sqlx::query_as(
+        "SELECT n.deleted, a.number_count FROM read_numbers n, read_accounts a \
+          WHERE n.telephone_number = $1 AND a.name = 'contoso'",
+    )
+    .bind(number)
+    .fetch_one(&app.pool)
+    .await
+    .expect("rows");
+    assert!(deleted);
+    assert_eq!(count, 0, "the account it left is recounted");
+}
