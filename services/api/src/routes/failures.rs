@@ -104,11 +104,5 @@ pub async fn list_failures(
         .await
         .map_err(query_error)?;
     let listed = map(listed, ProvisioningFailure::from_failure);
-    Ok(answer(
-        state.public_url.as_deref(),
-        &uri,
-        &headers,
-        &paging,
-        listed,
-    ))
+    Ok(answer(&state, &uri, &headers, &paging, listed))
 }

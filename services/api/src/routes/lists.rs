@@ -410,7 +410,7 @@ pub(crate) fn origin(public_url: Option<&str>, uri: &Uri, headers: &HeaderMap) -
 
 /// The answer to a list request: the page, its nextLink, and the total when asked.
 pub(crate) fn answer<T: Serialize>(
-    public_url: Option<&str>,
+    state: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
     paging: &Paging,
@@ -419,7 +419,10 @@ pub(crate) fn answer<T: Serialize>(
     let returned = listed.items.len() as u64;
     let next_link = paging
         .next(returned, listed.more, listed.last_key.as_deref())
-        .map(|query| format!("{}{}?{query}", origin(public_url, uri, headers), uri.path()));
+        .map(|query| {
+            let origin = origin(state.public_url.as_deref(), uri, headers);
+            format!("{origin}{}?{query}", uri.path())
+        });
     let mut response = (
         StatusCode::OK,
         axum::Json(Page {
@@ -504,13 +507,7 @@ pub async fn list_accounts(
     .await
     .map_err(query_error)?;
     let listed = map(listed, |row| AccountResource::from_row(&row));
-    Ok(answer(
-        state.public_url.as_deref(),
-        &uri,
-        &headers,
-        &paging,
-        listed,
-    ))
+    Ok(answer(&state, &uri, &headers, &paging, listed))
 }
 
 /// List the numbers of an account, in telephone number order.
@@ -540,13 +537,7 @@ pub async fn list_account_numbers(
         .await
         .map_err(query_error)?;
     let listed = map(listed, |s| NumberResource::from_state(&s));
-    Ok(answer(
-        state.public_url.as_deref(),
-        &uri,
-        &headers,
-        &paging,
-        listed,
-    ))
+    Ok(answer(&state, &uri, &headers, &paging, listed))
 }
 
 /// List the numbers of every account, in telephone number order.
@@ -577,13 +568,7 @@ pub async fn list_numbers(
     .await
     .map_err(query_error)?;
     let listed = map(listed, |s| NumberResource::from_state(&s));
-    Ok(answer(
-        state.public_url.as_deref(),
-        &uri,
-        &headers,
-        &paging,
-        listed,
-    ))
+    Ok(answer(&state, &uri, &headers, &paging, listed))
 }
 
 /// List requests for information (consents), in tenant order, each naming its account.
@@ -618,13 +603,7 @@ pub async fn list_requests_for_information(
             .and_then(|name| AccountName::parse(name).ok());
         RequestForInformationResource::from_state(&row.state, account.as_ref())
     });
-    Ok(answer(
-        state.public_url.as_deref(),
-        &uri,
-        &headers,
-        &paging,
-        listed,
-    ))
+    Ok(answer(&state, &uri, &headers, &paging, listed))
 }
 
 /// List the civic addresses of the account's Teams tenant, in id order (none without a tenant).
@@ -656,13 +635,7 @@ pub async fn list_civic_addresses(
             total: paging.count.then_some(0),
             last_key: None,
         };
-        return Ok(answer(
-            state.public_url.as_deref(),
-            &uri,
-            &headers,
-            &paging,
-            empty,
-        ));
+        return Ok(answer(&state, &uri, &headers, &paging, empty));
     };
     let listed = query::civic_addresses(state.commands.store().pool(), &tenant, &list)
         .await
@@ -678,13 +651,7 @@ pub async fn list_civic_addresses(
         total: listed.total,
         last_key: listed.last_key,
     };
-    Ok(answer(
-        state.public_url.as_deref(),
-        &uri,
-        &headers,
-        &paging,
-        listed,
-    ))
+    Ok(answer(&state, &uri, &headers, &paging, listed))
 }
 
 /// Get a civic address of the account's Teams tenant.
