@@ -22,6 +22,7 @@ mod membership;
 mod nats_api;
 mod numbers;
 mod poison;
+mod portal;
 mod projections;
 mod provisioning;
 mod public_url;

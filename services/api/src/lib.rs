@@ -10,6 +10,7 @@ pub mod import;
 pub mod middleware;
 pub mod openapi;
 pub mod operations;
+pub mod portal;
 pub mod routes;
 pub mod wire;
 
@@ -62,6 +63,11 @@ pub struct AppState {
     /// Where a reconnecting live feed reads the events it missed (`Last-Event-ID`); `None`:
     /// the feed only goes on live.
     pub feed_history: Option<std::sync::Arc<dyn routes::dashboard::FeedHistory>>,
+    /// Whether the portal (`/portal`) is served (the `portal` component).
+    pub serve_portal: bool,
+    /// The development secret, when tokens are verified with it (loopback only): the portal
+    /// then offers a development sign-in.
+    pub development_secret: Option<String>,
 }
 
 /// Live feeds open at once on one instance.
@@ -119,9 +125,15 @@ pub fn app(state: AppState) -> Router {
             middleware::authenticate,
         ));
     let api = if state.serve_api { api } else { Router::new() };
+    let portal = if state.serve_portal {
+        portal::router()
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(routes::system::router())
         .merge(api)
+        .merge(portal)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(context::MAX_BODY_BYTES))

@@ -22,7 +22,7 @@ pub use settings::{KeySource, LogFormat, NatsSettings, Settings};
 /// The components `nmp serve` can run in this build. `api` serves the Provisioning API over
 /// HTTP and NATS; `saga` provisions the Teams backend at `backend_url`, `sync` records its
 /// consents and civic addresses.
-pub const COMPONENTS: &[&str] = &["api", "relay", "projector", "saga", "sync"];
+pub const COMPONENTS: &[&str] = &["api", "relay", "projector", "saga", "sync", "portal"];
 
 /// Which components to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct Components {
     pub projector: bool,
     pub saga: bool,
     pub sync: bool,
+    /// The web portal for operator staff, under `/portal` on the API's port.
+    pub portal: bool,
 }
 
 impl Components {
@@ -41,6 +43,7 @@ impl Components {
         projector: true,
         saga: true,
         sync: true,
+        portal: true,
     };
 
     pub const NONE: Components = Components {
@@ -49,6 +52,7 @@ impl Components {
         projector: false,
         saga: false,
         sync: false,
+        portal: false,
     };
 
     /// Parses `--components`; an empty list means all of them.
@@ -64,6 +68,7 @@ impl Components {
                 "projector" => components.projector = true,
                 "saga" => components.saga = true,
                 "sync" => components.sync = true,
+                "portal" => components.portal = true,
                 other => anyhow::bail!(
                     "unknown component '{other}'; this build runs: {}",
                     COMPONENTS.join(", ")
@@ -100,6 +105,9 @@ pub async fn build_state(
         public_url: settings.public_url.clone(),
         repeatability_lease: api::middleware::REPEATABILITY_LEASE,
         feed_history: None,
+        serve_portal: components.portal,
+        development_secret: (key_source == KeySource::Development)
+            .then(|| auth::DEVELOPMENT_SECRET.to_string()),
         commands: CommandService::new(EventStore::new(pool.clone())),
         verifier,
         repeatability: RepeatabilityStore::new(pool),

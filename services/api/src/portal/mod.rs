@@ -1,0 +1,256 @@
+//! The Number Management Portal (component `portal`), under `/portal` on the API's port: pages
+//! rendered on the server (maud templates compiled into the binary), on the same command
+//! service, read side, roles and validation as the API.
+//!
+//! Sign-in keeps the caller's bearer token — pasted, or on loopback with the development secret
+//! minted for a chosen role — in an HttpOnly, SameSite=Strict cookie (Secure unless the request
+//! came to a loopback host); every request verifies it as the API does, so it ends when the
+//! token expires. Every form that changes something carries a token derived from the session
+//! cookie (which a page of another site cannot read), and every page is sent with a
+//! Content-Security-Policy that allows no inline script or style.
+
+mod pages;
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "nmp_portal";
+/// How long a development sign-in lasts.
+const DEVELOPMENT_SESSION: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
+
+const CSS: &str = include_str!("portal.css");
+
+/// The portal's routes, with its security headers.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/portal", get(home))
+        .route("/portal/sign-in", get(sign_in_page).post(sign_in))
+        .route("/portal/sign-in/development", post(development_sign_in))
+        .route("/portal/sign-out", post(sign_out))
+        .route("/portal/static/portal.css", get(stylesheet))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+/// The caller signed in to the portal: who, and the session's form token.
+pub struct Session {
+    pub principal: auth::Principal,
+    pub csrf: String,
+}
+
+/// The form token of a session: a hash of its cookie, which another site's page cannot read.
+fn csrf_of(token: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"nmp-portal-form\0");
+    hasher.update(token.as_bytes());
+    format!("{:x}", hasher.finalize())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
+        })
+}
+
+/// The session of a request, if its cookie holds a token that verifies.
+async fn session(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    let principal = state.verifier.verify(token).await.ok()?;
+    Some(Session {
+        principal,
+        csrf: csrf_of(token),
+    })
+}
+
+/// Whether the request came to a loopback host (then the cookie may go without `Secure`).
+fn on_loopback(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn session_cookie(headers: &HeaderMap, token: &str, max_age: Option<u64>) -> HeaderValue {
+    let secure = if on_loopback(headers) { "" } else { "; Secure" };
+    let age = max_age.map_or(String::new(), |s| format!("; Max-Age={s}"));
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/portal; HttpOnly; SameSite=Strict{secure}{age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("nmp_portal=; Path=/portal; Max-Age=0"))
+}
+
+fn to_sign_in() -> Response {
+    Redirect::to("/portal/sign-in").into_response()
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    match pages::Home::read(&state).await {
+        Ok(home) => pages::home(&session, &home).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot read the portal's home page");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::trouble("The figures cannot be read just now. Try again in a moment."),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn sign_in_page(State(state): State<AppState>) -> Response {
+    pages::sign_in(state.development_secret.is_some(), None).into_response()
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let token = form.token.trim();
+    match state.verifier.verify(token).await {
+        Ok(_) if token.chars().all(|c| c.is_ascii_graphic()) => {
+            let mut response = Redirect::to("/portal").into_response();
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&headers, token, None));
+            response
+        }
+        Ok(_) | Err(_) => (
+            StatusCode::BAD_REQUEST,
+            pages::sign_in(
+                state.development_secret.is_some(),
+                Some("This token is not valid here: it may have expired, or come from another issuer. Get a fresh one and paste it whole."),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DevelopmentSignIn {
+    role: String,
+}
+
+async fn development_sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<DevelopmentSignIn>,
+) -> Response {
+    let Some(secret) = &state.development_secret else {
+        return (
+            StatusCode::NOT_FOUND,
+            pages::trouble("Development sign-in is only offered by nmp on loopback with its development secret."),
+        )
+            .into_response();
+    };
+    let Some(role) = auth::Role::parse(&form.role) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            pages::sign_in(true, Some("Choose one of the roles offered.")),
+        )
+            .into_response();
+    };
+    let token = auth::mint_token(
+        secret.as_bytes(),
+        "portal-developer",
+        &[role],
+        DEVELOPMENT_SESSION,
+    );
+    let mut response = Redirect::to("/portal").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&headers, &token, Some(DEVELOPMENT_SESSION.as_secs())),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+struct SignOut {
+    csrf: String,
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignOut>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if form.csrf != session.csrf {
+        return (
+            StatusCode::FORBIDDEN,
+            pages::trouble(
+                "This form was not sent from the portal's own page. Reload the page and try again.",
+            ),
+        )
+            .into_response();
+    }
+    let mut response = Redirect::to("/portal/sign-in").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("nmp_portal=; Path=/portal; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}

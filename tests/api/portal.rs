@@ -1,0 +1,214 @@
+//! The portal's first pages over real HTTP: sign-in (a pasted token, or the development
+//! sign-in), the session cookie's flags, the security headers, the home page's figures, and a
+//! sign-out that needs the page's form token.
+
+use auth::Role;
+use reqwest::redirect::Policy;
+use tests::{TestApp, account_body, number_body, spawn_app_with};
+
+async fn portal_app() -> TestApp {
+    spawn_app_with(|state| state.serve_portal = true).await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn session_of(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_string()
+}
+
+#[tokio::test]
+async fn without_a_session_the_portal_asks_to_sign_in_with_its_security_headers() {
+    let app = portal_app().await;
+    let home = client()
+        .get(format!("{}/portal", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.headers()["location"], "/portal/sign-in");
+    let page = client()
+        .get(format!("{}/portal/sign-in", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains(r#"<label for="token">"#),
+        "every input has a label"
+    );
+    assert!(!html.contains("<script"), "no script at all on this page");
+    assert!(!html.contains("style="), "no inline style");
+    assert!(
+        !html.contains("Development sign-in"),
+        "offered only with the development secret"
+    );
+}
+
+#[tokio::test]
+async fn a_pasted_token_signs_in_to_a_home_page_with_the_figures() {
+    let app = portal_app().await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    app.put_number(
+        "contoso",
+        "+15105850321",
+        &number_body("contoso", "+15105850321"),
+    )
+    .await;
+    let bad = client()
+        .post(format!("{}/portal/sign-in", app.address))
+        .form(&[("token", "not-a-token")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(bad.status(), 400);
+    assert!(bad.headers().get("set-cookie").is_none());
+    let said = bad.text().await.unwrap();
+    assert!(
+        said.contains(r#"id="token-error" role="alert""#),
+        "the error is next to the field"
+    );
+
+    let signed_in = client()
+        .post(format!("{}/portal/sign-in", app.address))
+        .form(&[("token", app.token(&[Role::ReadUser]).as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(signed_in.status(), 303);
+    let cookie = session_of(&signed_in);
+    assert!(cookie.starts_with("nmp_portal="), "{cookie}");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/portal"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "not on loopback: {cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    let home = client()
+        .get(format!("{}/portal", app.address))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(home.status(), 200);
+    let html = home.text().await.unwrap();
+    for text in [
+        "What needs attention",
+        "Consents waiting for an answer",
+        "Provisioning failures",
+        "Numbers by sync state",
+        "Recent activity",
+        "Signed in as test-user",
+    ] {
+        assert!(html.contains(text), "{text}");
+    }
+
+    // Signing out needs the page's form token.
+    let forged = client()
+        .post(format!("{}/portal/sign-out", app.address))
+        .header("cookie", &session)
+        .form(&[("csrf", "guessed")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(forged.status(), 403);
+    let csrf = html
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form token")
+        .to_string();
+    let out = client()
+        .post(format!("{}/portal/sign-out", app.address))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(out.status(), 303);
+    assert!(session_of(&out).contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn the_development_sign_in_is_offered_only_with_the_development_secret() {
+    let app = portal_app().await;
+    let refused = client()
+        .post(format!("{}/portal/sign-in/development", app.address))
+        .form(&[("role", "ProvisioningAPI.AdminUser")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), 404);
+
+    // nmp on loopback with its development secret offers it (here the test's secret plays it).
+    let app = spawn_app_with(|state| {
+        state.serve_portal = true;
+    })
+    .await;
+    let secret = app.secret.clone();
+    let mut app = app;
+    app.state.development_secret = Some(secret);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(api::serve(
+        listener,
+        app.state.clone(),
+        std::future::pending(),
+    ));
+    let page = client()
+        .get(format!("{address}/portal/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Development sign-in"));
+    assert!(page.contains(r#"<label for="role">"#));
+    let signed_in = client()
+        .post(format!("{address}/portal/sign-in/development"))
+        .form(&[("role", "ProvisioningAPI.ReadUser")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let session = session_of(&signed_in);
+    assert!(session.contains("Max-Age=28800"), "{session}");
+    let home = client()
+        .get(format!("{address}/portal"))
+        .header("cookie", session.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(home.text().await.unwrap().contains("portal-developer"));
+}
+
+#[tokio::test]
+async fn the_portal_is_served_only_by_the_portal_component() {
+    let app = tests::spawn_app().await;
+    let answer = client()
+        .get(format!("{}/portal/sign-in", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), 404);
+}
