@@ -4,6 +4,8 @@
 
 use auth::Role;
 use reqwest::redirect::Policy;
+use std::time::Duration;
+use tests::projections::{ReadSide, wait_until_projected};
 use tests::{TestApp, account_body, number_body, spawn_app_with};
 
 async fn portal_app() -> TestApp {
@@ -211,4 +213,90 @@ async fn the_portal_is_served_only_by_the_portal_component() {
         .await
         .expect("sent");
     assert_eq!(answer.status(), 404);
+}
+
+/// Signs in with a pasted token of `roles` and answers the session cookie to send back.
+async fn signed_in(app: &TestApp, roles: &[Role]) -> String {
+    let answer = client()
+        .post(format!("{}/portal/sign-in", app.address))
+        .form(&[("token", app.token(roles).as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), 303);
+    session_of(&answer).split(';').next().unwrap().to_string()
+}
+
+async fn page_of(app: &TestApp, session: &str, path: &str) -> (u16, String) {
+    let answer = client()
+        .get(format!("{}{path}", app.address))
+        .header("cookie", session)
+        .send()
+        .await
+        .expect("sent");
+    (answer.status().as_u16(), answer.text().await.expect("html"))
+}
+
+#[tokio::test]
+async fn the_accounts_page_lists_accounts_with_their_numbers_fifty_to_a_page() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    let (status, _) = page_of(&app, "nmp_portal=none", "/portal/accounts").await;
+    assert_eq!(status, 303, "without a session the page asks to sign in");
+
+    for i in 0..52 {
+        let name = format!("acct-{i:02}");
+        let put = app.put_account(&name, &account_body(&name)).await;
+        assert!(put.status < 300, "{put:?}");
+    }
+    for number in ["+15105850321", "+15105850322"] {
+        let put = app
+            .put_number("acct-00", number, &number_body("acct-00", number))
+            .await;
+        assert!(put.status < 300, "{put:?}");
+    }
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+
+    let session = signed_in(&app, &[Role::ReadUser]).await;
+    let (status, first) = page_of(&app, &session, "/portal/accounts").await;
+    assert_eq!(status, 200);
+    assert!(first.contains("52 accounts in all"), "{first}");
+    assert!(first.contains(r#"<a href="/portal/accounts">Accounts</a>"#));
+    let rows = first.matches("<td>acct-").count();
+    assert_eq!(rows, 50, "fifty to a page");
+    assert!(first.contains("<td>acct-49</td>") && !first.contains("<td>acct-50</td>"));
+    // acct-00 holds two Operator Connect numbers; the others none.
+    assert!(
+        first.contains("teamsOperatorConnect 2"),
+        "the counts of acct-00's numbers: {first}"
+    );
+    assert_eq!(first.matches("teamsOperatorConnect 2").count(), 1);
+    assert!(first.contains("<td>pending</td>") || first.contains("<td>synced</td>"));
+
+    let next = first
+        .split(r#"<a href=""#)
+        .find_map(|rest| {
+            let href = rest.split('"').next()?;
+            href.starts_with("/portal/accounts?after=")
+                .then(|| href.to_string())
+        })
+        .expect("a link to the next page");
+    assert_eq!(next, "/portal/accounts?after=acct-49");
+    let (status, second) = page_of(&app, &session, &next).await;
+    assert_eq!(status, 200);
+    assert_eq!(second.matches("<td>acct-").count(), 2);
+    assert!(second.contains("<td>acct-50</td>") && second.contains("<td>acct-51</td>"));
+    assert!(
+        !second.contains("Next page"),
+        "the last page links no further"
+    );
+
+    // A key past every account answers an empty page, not an error.
+    let (status, past) = page_of(&app, &session, "/portal/accounts?after=zzz%22%3E%3C").await;
+    assert_eq!(status, 200);
+    assert!(past.contains("No accounts follow this page"), "{past}");
+    assert!(
+        !past.contains("zzz\"><"),
+        "the key is never echoed unescaped"
+    );
 }

@@ -12,7 +12,7 @@
 mod pages;
 
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -32,6 +32,7 @@ const CSS: &str = include_str!("portal.css");
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/portal", get(home))
+        .route("/portal/accounts", get(accounts))
         .route("/portal/sign-in", get(sign_in_page).post(sign_in))
         .route("/portal/sign-in/development", post(development_sign_in))
         .route("/portal/sign-out", post(sign_out))
@@ -147,6 +148,50 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 pages::trouble("The figures cannot be read just now. Try again in a moment."),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Rows on a page of the portal's lists.
+const PAGE_ROWS: u64 = 50;
+
+#[derive(Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+}
+
+async fn accounts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    let pool = state.commands.store().pool();
+    let listed = projections::query::accounts(
+        pool,
+        &projections::query::ListQuery {
+            filter: None,
+            after: query.after.filter(|a| !a.is_empty()),
+            skip: 0,
+            take: PAGE_ROWS,
+            count: true,
+        },
+    )
+    .await;
+    match listed {
+        Ok(listed) => {
+            let total = listed.total.unwrap_or(0);
+            pages::accounts(&session, &listed, total).into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot read the portal's accounts page");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::trouble("The accounts cannot be read just now. Try again in a moment."),
             )
                 .into_response()
         }

@@ -1,10 +1,12 @@
 //! The portal's pages, as maud templates: every input has a label, every error stands next to
 //! the field at fault, and nothing is inline script or style.
 
+use domain::Service;
 use maud::{DOCTYPE, Markup, html};
 use projections::failures::{FailureQuery, failures};
 use projections::query::{
-    Activity, ConsentTotals, NumberGrouping, Totals, consent_totals, number_totals, recent_activity,
+    AccountRow, Activity, ConsentTotals, Listed, NumberGrouping, Totals, consent_totals,
+    number_totals, recent_activity,
 };
 
 use super::Session;
@@ -34,6 +36,7 @@ fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     @if let Some(session) = session {
                         nav aria-label="Main" {
                             a href="/portal" { "Home" }
+                            a href="/portal/accounts" { "Accounts" }
                         }
                         span.who {
                             "Signed in as " (session.principal.subject)
@@ -213,4 +216,85 @@ pub fn home(session: &Session, home: &Home) -> Markup {
             }
         },
     )
+}
+
+/// The accounts page: one page of accounts in name order, with their services, sync state and
+/// the counts of their numbers per service, and a link to the next page.
+pub fn accounts(session: &Session, listed: &Listed<AccountRow>, total: u64) -> Markup {
+    page(
+        "Accounts",
+        Some(session),
+        html! {
+            h1 { "Accounts" }
+            p.hint { (total) " accounts in all" }
+            table {
+                caption { "Accounts in name order" }
+                thead {
+                    tr {
+                        th scope="col" { "Account" }
+                        th scope="col" { "Teams tenant" }
+                        th scope="col" { "Services" }
+                        th scope="col" { "Numbers by service" }
+                        th scope="col" { "Sync state" }
+                    }
+                }
+                tbody {
+                    @for row in &listed.items {
+                        @let account = &row.state;
+                        tr {
+                            td { (account.name.as_str()) }
+                            td {
+                                (account.services.teams_tenant_id.as_ref().map_or("none", |t| t.as_str()))
+                            }
+                            td {
+                                @let enabled: Vec<&str> = Service::ALL
+                                    .into_iter()
+                                    .filter(|s| account.services.is_enabled(*s))
+                                    .map(Service::wire_name)
+                                    .collect();
+                                @if enabled.is_empty() { "none" } @else { (enabled.join(", ")) }
+                            }
+                            td {
+                                @if row.number_counts.values().all(|c| *c == 0) { "none" }
+                                @for service in Service::ALL {
+                                    @let count = row.number_count(service);
+                                    @if count > 0 {
+                                        span.count { (service.wire_name()) " " (count) } " "
+                                    }
+                                }
+                            }
+                            td {
+                                @if account.deleting { "being deleted" } @else { (account.sync.status.as_str()) }
+                            }
+                        }
+                    }
+                    @if listed.items.is_empty() {
+                        tr {
+                            td colspan="5" {
+                                @if total == 0 { "No accounts yet" } @else { "No accounts follow this page" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let (true, Some(last)) = (listed.more, listed.last_key.as_deref()) {
+                nav aria-label="Pages" {
+                    a href={ "/portal/accounts?after=" (urlencoding(last)) } { "Next page" }
+                }
+            }
+        },
+    )
+}
+
+/// Percent-encodes a value for a query string.
+fn urlencoding(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
