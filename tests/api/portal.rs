@@ -300,3 +300,166 @@ async fn the_accounts_page_lists_accounts_with_their_numbers_fifty_to_a_page() {
         "the key is never echoed unescaped"
     );
 }
+
+const TENANT: &str = "a7f4bd5c-cc01-40f4-8baa-2b6bdb272b8a";
+
+fn form_token(html: &str) -> String {
+    html.split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form token")
+        .to_string()
+}
+
+async fn post_form(
+    app: &TestApp,
+    session: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let answer = client()
+        .post(format!("{}{path}", app.address))
+        .header("cookie", session)
+        .form(form)
+        .send()
+        .await
+        .expect("sent");
+    let status = answer.status().as_u16();
+    let location = answer
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = answer.text().await.expect("html");
+    (status, location.unwrap_or(body))
+}
+
+#[tokio::test]
+async fn staff_answer_a_consent_and_errors_stand_next_to_their_field() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.record_consent(TENANT).await;
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let path = format!("/portal/consents/{TENANT}");
+
+    // The list shows the consent waiting, linked to its page.
+    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let (status, list) = page_of(&app, &writer, "/portal/consents").await;
+    assert_eq!(status, 200);
+    assert!(list.contains("1 consents in all"), "{list}");
+    assert!(list.contains(&format!(r#"<a href="{path}">{TENANT}</a>"#)));
+    assert!(list.contains("<strong>Waiting for an answer</strong>"));
+    assert!(list.contains("<td>Contoso</td>"));
+
+    let (status, page) = page_of(&app, &writer, &path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Consent from Contoso"));
+    assert!(page.contains(r#"<label for="status">"#) && page.contains(r#"<label for="comment">"#));
+    let csrf = form_token(&page);
+
+    // Declining without a reason is refused, the error next to the comment, and nothing is
+    // recorded.
+    let (status, refused) = post_form(
+        &app,
+        &writer,
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("status", "ConsentDeclined"),
+            ("comment", ""),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused.contains(r#"id="comment-error" role="alert""#),
+        "{refused}"
+    );
+    assert!(
+        refused.contains(r#"<option value="ConsentDeclined" selected>"#),
+        "what was chosen stays chosen"
+    );
+    let stored = app.get_consent(TENANT).await;
+    assert!(stored.body["customerRelationship"].is_null(), "{stored:?}");
+
+    // A status that is not one of the five is refused next to the status.
+    let (status, refused) = post_form(
+        &app,
+        &writer,
+        &path,
+        &[("csrf", &csrf), ("status", "Married"), ("comment", "")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused.contains(r#"id="status-error" role="alert""#),
+        "{refused}"
+    );
+
+    // A forged form (no page token) is refused.
+    let (status, _) = post_form(
+        &app,
+        &writer,
+        &path,
+        &[("csrf", "guessed"), ("status", "ConsentAcknowledged")],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // A reader sees the consent but no form, and cannot post one.
+    let reader = signed_in(&app, &[Role::ReadUser]).await;
+    let (_, read_only) = page_of(&app, &reader, &path).await;
+    assert!(!read_only.contains(r#"<label for="status">"#));
+    assert!(read_only.contains("answering them needs a role that may write"));
+    let reader_csrf = form_token(&read_only);
+    let (status, _) = post_form(
+        &app,
+        &reader,
+        &path,
+        &[("csrf", &reader_csrf), ("status", "ConsentAcknowledged")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let stored = app.get_consent(TENANT).await;
+    assert!(stored.body["customerRelationship"].is_null(), "{stored:?}");
+
+    // The writer acknowledges it: recorded, and the page says so.
+    let (status, location) = post_form(
+        &app,
+        &writer,
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("status", "ConsentAcknowledged"),
+            ("comment", "Called back"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{location}");
+    assert_eq!(location, format!("{path}?saved=1"));
+    let stored = app.get_consent(TENANT).await;
+    assert_eq!(
+        stored.body["customerRelationship"]["status"],
+        "ConsentAcknowledged"
+    );
+    assert_eq!(
+        stored.body["customerRelationship"]["comment"],
+        "Called back"
+    );
+    let (_, saved) = page_of(&app, &writer, &location).await;
+    assert!(saved.contains("Your answer is recorded"));
+    assert!(saved.contains(r#"<option value="ConsentAcknowledged" selected>"#));
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let (_, list) = page_of(&app, &writer, "/portal/consents").await;
+    assert!(list.contains("<td>ConsentAcknowledged</td>"), "{list}");
+
+    // A tenant id that is not a GUID, or no consent, is a clear 404.
+    let (status, _) = page_of(&app, &writer, "/portal/consents/not-a-guid").await;
+    assert_eq!(status, 404);
+    let (status, _) = page_of(
+        &app,
+        &writer,
+        "/portal/consents/00000000-0000-0000-0000-000000000000",
+    )
+    .await;
+    assert_eq!(status, 404);
+}

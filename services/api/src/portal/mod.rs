@@ -12,7 +12,7 @@
 mod pages;
 
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/portal", get(home))
         .route("/portal/accounts", get(accounts))
+        .route("/portal/consents", get(consents))
+        .route(
+            "/portal/consents/{tenant}",
+            get(consent).post(answer_consent),
+        )
         .route("/portal/sign-in", get(sign_in_page).post(sign_in))
         .route("/portal/sign-in/development", post(development_sign_in))
         .route("/portal/sign-out", post(sign_out))
@@ -298,4 +303,164 @@ async fn sign_out(
         HeaderValue::from_static("nmp_portal=; Path=/portal; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     response
+}
+
+fn unreadable(what: &str, error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "cannot read the portal's {what} page");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::trouble(&format!(
+            "The {what} cannot be read just now. Try again in a moment."
+        )),
+    )
+        .into_response()
+}
+
+async fn consents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    let listed = projections::query::consents(
+        state.commands.store().pool(),
+        &projections::query::ListQuery {
+            filter: None,
+            after: query.after.filter(|a| !a.is_empty()),
+            skip: 0,
+            take: PAGE_ROWS,
+            count: true,
+        },
+    )
+    .await;
+    match listed {
+        Ok(listed) => {
+            let total = listed.total.unwrap_or(0);
+            pages::consents(&session, &listed, total).into_response()
+        }
+        Err(error) => unreadable("consents", error),
+    }
+}
+
+/// The consent page with what the form said and the error next to its field, if any.
+async fn consent_page(
+    state: &AppState,
+    session: &Session,
+    tenant: &str,
+    form: pages::AnswerForm<'_>,
+    status: StatusCode,
+) -> Response {
+    let Ok(tenant) = domain::TenantId::parse(tenant) else {
+        return (
+            StatusCode::NOT_FOUND,
+            pages::trouble("There is no consent with this tenant id: a tenant id is a GUID."),
+        )
+            .into_response();
+    };
+    match state.commands.consent(&tenant).await {
+        Ok(loaded) => match &loaded.aggregate.state {
+            Some(consent) => (status, pages::consent(session, consent, &form)).into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                pages::trouble("There is no consent from this tenant."),
+            )
+                .into_response(),
+        },
+        Err(error) => unreadable("consent", error),
+    }
+}
+
+async fn consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Query(query): Query<SavedQuery>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    let form = pages::AnswerForm {
+        saved: query.saved.is_some(),
+        ..pages::AnswerForm::default()
+    };
+    consent_page(&state, &session, &tenant, form, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    csrf: Option<String>,
+    status: Option<String>,
+    comment: Option<String>,
+}
+
+/// Records the operator's answer to a consent through the API's own operation, so the rules,
+/// the events and the audit trail are those of `PATCH /teamsRequestsForInformation/{tenantId}`.
+async fn answer_consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Form(answer): Form<Answer>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if answer.csrf.as_deref() != Some(session.csrf.as_str()) {
+        return (
+            StatusCode::FORBIDDEN,
+            pages::trouble(
+                "This form was not sent from the portal's own page. Reload the page and try again.",
+            ),
+        )
+            .into_response();
+    }
+    if !session.principal.allows(auth::Permission::Write) {
+        return (
+            StatusCode::FORBIDDEN,
+            pages::trouble("Your role may read consents but not answer them. Ask an administrator for a role that may write."),
+        )
+            .into_response();
+    }
+    let status = answer.status.as_deref().unwrap_or("").trim().to_string();
+    let comment = answer.comment.as_deref().unwrap_or("").trim().to_string();
+    let lookup = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
+    };
+    let caller = match crate::context::Caller::from_headers(session.principal.clone(), &lookup) {
+        Ok(caller) => caller,
+        Err(error) => {
+            return (error.status, pages::trouble(&error.body.message)).into_response();
+        }
+    };
+    let patch = crate::wire::consent::RequestForInformationPatch {
+        customer_relationship: Some(crate::wire::consent::CustomerRelationshipPatch {
+            status: Some(status.clone()),
+            comment: Some((!comment.is_empty()).then(|| comment.clone())),
+        }),
+    };
+    match crate::operations::patch_request_for_information(&state, &caller, &tenant, patch).await {
+        Ok(_) => Redirect::to(&format!("/portal/consents/{tenant}?saved=1")).into_response(),
+        Err(error) if error.status.is_client_error() && error.status != StatusCode::NOT_FOUND => {
+            let field = match error.body.target.as_deref() {
+                Some("customerRelationship.status") => pages::Field::Status,
+                _ => pages::Field::Comment,
+            };
+            let form = pages::AnswerForm {
+                saved: false,
+                status: &status,
+                comment: &comment,
+                error: Some((field, error.body.message.as_str())),
+            };
+            consent_page(&state, &session, &tenant, form, StatusCode::BAD_REQUEST).await
+        }
+        Err(error) => (error.status, pages::trouble(&error.body.message)).into_response(),
+    }
 }

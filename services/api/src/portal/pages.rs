@@ -2,11 +2,12 @@
 //! the field at fault, and nothing is inline script or style.
 
 use domain::Service;
+use domain::consent::ConsentState;
 use maud::{DOCTYPE, Markup, html};
 use projections::failures::{FailureQuery, failures};
 use projections::query::{
-    AccountRow, Activity, ConsentTotals, Listed, NumberGrouping, Totals, consent_totals,
-    number_totals, recent_activity,
+    AccountRow, Activity, ConsentRow, ConsentTotals, Listed, NumberGrouping, Totals,
+    consent_totals, number_totals, recent_activity,
 };
 
 use super::Session;
@@ -37,6 +38,7 @@ fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/portal" { "Home" }
                             a href="/portal/accounts" { "Accounts" }
+                            a href="/portal/consents" { "Consents" }
                         }
                         span.who {
                             "Signed in as " (session.principal.subject)
@@ -298,3 +300,181 @@ fn urlencoding(value: &str) -> String {
         })
         .collect()
 }
+
+/// The consents page: one page of consents in tenant order, with who asked, the backend's
+/// status, the operator's answer so far and the account the tenant is linked to.
+pub fn consents(session: &Session, listed: &Listed<ConsentRow>, total: u64) -> Markup {
+    page(
+        "Consents",
+        Some(session),
+        html! {
+            h1 { "Consents" }
+            p.hint { (total) " consents in all" }
+            table {
+                caption { "Consents in tenant order" }
+                thead {
+                    tr {
+                        th scope="col" { "Tenant" }
+                        th scope="col" { "Company" }
+                        th scope="col" { "Consent" }
+                        th scope="col" { "Our answer" }
+                        th scope="col" { "Account" }
+                    }
+                }
+                tbody {
+                    @for row in &listed.items {
+                        @let consent = &row.state;
+                        tr {
+                            td {
+                                a href={ "/portal/consents/" (consent.tenant_id.as_str()) } {
+                                    (consent.tenant_id.as_str())
+                                }
+                            }
+                            td { (company(consent)) }
+                            td { (consent.report.status.as_str()) }
+                            td {
+                                @match &consent.relationship {
+                                    Some(r) => (r.status.as_str()),
+                                    None => strong { "Waiting for an answer" },
+                                }
+                            }
+                            td { (row.account_name.as_deref().unwrap_or("none")) }
+                        }
+                    }
+                    @if listed.items.is_empty() {
+                        tr {
+                            td colspan="5" {
+                                @if total == 0 { "No consents yet" } @else { "No consents follow this page" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let (true, Some(last)) = (listed.more, listed.last_key.as_deref()) {
+                nav aria-label="Pages" {
+                    a href={ "/portal/consents?after=" (urlencoding(last)) } { "Next page" }
+                }
+            }
+        },
+    )
+}
+
+fn company(consent: &ConsentState) -> String {
+    consent
+        .report
+        .contacts
+        .iter()
+        .find_map(|c| c.company_name.clone())
+        .unwrap_or_else(|| "not given".to_string())
+}
+
+/// The answer form's fields, to put an error next to the one at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Status,
+    Comment,
+}
+
+/// What the answer form shows: a confirmation after saving, or what was sent with its error.
+#[derive(Default)]
+pub struct AnswerForm<'a> {
+    pub saved: bool,
+    pub status: &'a str,
+    pub comment: &'a str,
+    pub error: Option<(Field, &'a str)>,
+}
+
+/// One consent: the enterprise's request and contacts, the operator's answer, and (for roles
+/// that may write) the form to answer it.
+pub fn consent(session: &Session, consent: &ConsentState, form: &AnswerForm<'_>) -> Markup {
+    let current = consent.relationship.as_ref();
+    let chosen = if form.status.is_empty() {
+        current.map_or("", |r| r.status.as_str())
+    } else {
+        form.status
+    };
+    let comment = if form.error.is_some() {
+        form.comment
+    } else {
+        current
+            .and_then(|r| r.comment.as_ref())
+            .map_or("", |c| c.as_str())
+    };
+    let error_on = |field: Field| form.error.filter(|(f, _)| *f == field).map(|(_, m)| m);
+    page(
+        "Consent",
+        Some(session),
+        html! {
+            h1 { "Consent from " (company(consent)) }
+            @if form.saved {
+                p.notice role="status" { "Your answer is recorded; it is sent to the Teams backend next." }
+            }
+            dl {
+                dt { "Tenant" } dd { (consent.tenant_id.as_str()) }
+                dt { "Consent status" } dd { (consent.report.status.as_str()) }
+                dt { "Consented on" } dd { (consent.report.consented_on.format("%Y-%m-%d %H:%M UTC")) }
+                dt { "Countries" } dd {
+                    @let countries: Vec<&str> = consent.report.countries.iter().map(|c| c.as_str()).collect();
+                    (countries.join(", "))
+                }
+                dt { "Our answer" } dd {
+                    @match current {
+                        Some(r) => {
+                            (r.status.as_str())
+                            " (" (r.last_modified_on.format("%Y-%m-%d %H:%M UTC")) ")"
+                        }
+                        None => "Waiting for an answer",
+                    }
+                }
+                dt { "Provisioning" } dd { (consent.sync.status.as_str()) }
+            }
+            h2 { "Contacts" }
+            ul {
+                @for contact in &consent.report.contacts {
+                    li {
+                        (contact.full_name) ", " (contact.email)
+                        @if let Some(phone) = &contact.telephone_number { ", " (phone) }
+                    }
+                }
+            }
+            @if session.principal.allows(auth::Permission::Write) {
+                h2 { "Answer" }
+                form.stack method="post" action={ "/portal/consents/" (consent.tenant_id.as_str()) } {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for="status" { "Customer relationship" }
+                    select id="status" name="status" aria-describedby="status-error" {
+                        @if chosen.is_empty() {
+                            option value="" selected { "Choose…" }
+                        }
+                        @for (value, name) in RELATIONSHIPS {
+                            option value=(value) selected[*value == chosen] { (name) }
+                        }
+                    }
+                    @if let Some(message) = error_on(Field::Status) {
+                        p.error id="status-error" role="alert" { (message) }
+                    }
+                    label for="comment" { "Comment" }
+                    textarea id="comment" name="comment" rows="3"
+                        aria-describedby="comment-hint comment-error" { (comment) }
+                    p.hint id="comment-hint" { "Required when you decline a consent or end a contract: the reason." }
+                    @if let Some(message) = error_on(Field::Comment) {
+                        p.error id="comment-error" role="alert" { (message) }
+                    }
+                    button type="submit" { "Record the answer" }
+                }
+            } @else {
+                p.hint { "Your role may read consents; answering them needs a role that may write." }
+            }
+            p { a href="/portal/consents" { "All consents" } }
+        },
+    )
+}
+
+/// The customer relationship's states, by the names operator staff know.
+const RELATIONSHIPS: &[(&str, &str)] = &[
+    ("ConsentAcknowledged", "Consent acknowledged"),
+    ("CustomerContacted", "Customer contacted"),
+    ("AgreementSigned", "Agreement signed"),
+    ("ConsentDeclined", "Consent declined"),
+    ("ContractTerminated", "Contract terminated"),
+];
