@@ -262,9 +262,9 @@ async fn the_accounts_page_lists_accounts_with_their_numbers_fifty_to_a_page() {
     assert_eq!(status, 200);
     assert!(first.contains("52 accounts in all"), "{first}");
     assert!(first.contains(r#"<a href="/portal/accounts">Accounts</a>"#));
-    let rows = first.matches("<td>acct-").count();
+    let rows = first.matches(r#"<a href="/portal/accounts/acct-"#).count();
     assert_eq!(rows, 50, "fifty to a page");
-    assert!(first.contains("<td>acct-49</td>") && !first.contains("<td>acct-50</td>"));
+    assert!(first.contains(">acct-49</a>") && !first.contains(">acct-50</a>"));
     // acct-00 holds two Operator Connect numbers; the others none.
     assert!(
         first.contains("teamsOperatorConnect 2"),
@@ -284,8 +284,11 @@ async fn the_accounts_page_lists_accounts_with_their_numbers_fifty_to_a_page() {
     assert_eq!(next, "/portal/accounts?after=acct-49");
     let (status, second) = page_of(&app, &session, &next).await;
     assert_eq!(status, 200);
-    assert_eq!(second.matches("<td>acct-").count(), 2);
-    assert!(second.contains("<td>acct-50</td>") && second.contains("<td>acct-51</td>"));
+    assert_eq!(
+        second.matches(r#"<a href="/portal/accounts/acct-"#).count(),
+        2
+    );
+    assert!(second.contains(">acct-50</a>") && second.contains(">acct-51</a>"));
     assert!(
         !second.contains("Next page"),
         "the last page links no further"
@@ -461,5 +464,36 @@ async fn staff_answer_a_consent_and_errors_stand_next_to_their_field() {
         "/portal/consents/00000000-0000-0000-0000-000000000000",
     )
     .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_accounts_page_shows_its_settings_and_its_numbers() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    for number in ["+15105850321", "+15105850322"] {
+        let put = app
+            .put_number("contoso", number, &number_body("contoso", number))
+            .await;
+        assert!(put.status < 300, "{put:?}");
+    }
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let session = signed_in(&app, &[Role::ReadUser]).await;
+
+    let (_, list) = page_of(&app, &session, "/portal/accounts").await;
+    assert!(list.contains(r#"<a href="/portal/accounts/contoso">contoso</a>"#));
+    let (status, page) = page_of(&app, &session, "/portal/accounts/contoso").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Account contoso"));
+    assert!(page.contains("<dt>Numbers</dt><dd>2</dd>"), "{page}");
+    for number in ["+15105850321", "+15105850322"] {
+        assert!(page.contains(&format!("<td>{number}</td>")), "{number}");
+    }
+    assert!(page.contains("<td>teamsOperatorConnect</td>"));
+
+    let (status, _) = page_of(&app, &session, "/portal/accounts/nobody").await;
+    assert_eq!(status, 404);
+    let (status, _) = page_of(&app, &session, "/portal/accounts/%20bad%20name%3C").await;
     assert_eq!(status, 404);
 }

@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/portal", get(home))
         .route("/portal/accounts", get(accounts))
+        .route("/portal/accounts/{name}", get(account))
         .route("/portal/consents", get(consents))
         .route(
             "/portal/consents/{tenant}",
@@ -462,5 +463,50 @@ async fn answer_consent(
             consent_page(&state, &session, &tenant, form, StatusCode::BAD_REQUEST).await
         }
         Err(error) => (error.status, pages::trouble(&error.body.message)).into_response(),
+    }
+}
+
+/// An account's page: its settings and sync state, and its numbers fifty to a page.
+async fn account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            pages::trouble("There is no account by this name."),
+        )
+            .into_response()
+    };
+    let Ok(name) = domain::values::AccountName::parse(name) else {
+        return not_found();
+    };
+    let loaded = match state.commands.account(&name).await {
+        Ok(loaded) => loaded,
+        Err(error) => return unreadable("account", error),
+    };
+    let Some(account) = &loaded.aggregate.state else {
+        return not_found();
+    };
+    let numbers = projections::query::numbers(
+        state.commands.store().pool(),
+        Some(name.as_str()),
+        &projections::query::ListQuery {
+            filter: None,
+            after: query.after.filter(|a| !a.is_empty()),
+            skip: 0,
+            take: PAGE_ROWS,
+            count: true,
+        },
+    )
+    .await;
+    match numbers {
+        Ok(numbers) => pages::account(&session, account, &numbers).into_response(),
+        Err(error) => unreadable("account", error),
     }
 }

@@ -1,8 +1,11 @@
 //! The portal's pages, as maud templates: every input has a label, every error stands next to
 //! the field at fault, and nothing is inline script or style.
 
+use domain::AccountState;
 use domain::Service;
 use domain::consent::ConsentState;
+use domain::number::NumberState;
+use domain::values::{ProvisioningStatus, SyncState};
 use maud::{DOCTYPE, Markup, html};
 use projections::failures::{FailureQuery, failures};
 use projections::query::{
@@ -244,7 +247,11 @@ pub fn accounts(session: &Session, listed: &Listed<AccountRow>, total: u64) -> M
                     @for row in &listed.items {
                         @let account = &row.state;
                         tr {
-                            td { (account.name.as_str()) }
+                            td {
+                                a href={ "/portal/accounts/" (urlencoding(account.name.as_str())) } {
+                                    (account.name.as_str())
+                                }
+                            }
                             td {
                                 (account.services.teams_tenant_id.as_ref().map_or("none", |t| t.as_str()))
                             }
@@ -478,3 +485,87 @@ const RELATIONSHIPS: &[(&str, &str)] = &[
     ("ConsentDeclined", "Consent declined"),
     ("ContractTerminated", "Contract terminated"),
 ];
+
+fn sync_cell(sync: &SyncState, deleting: bool) -> Markup {
+    html! {
+        @if deleting {
+            "being deleted"
+        } @else {
+            (sync.status.as_str())
+            @if sync.status == ProvisioningStatus::Failed {
+                @for error in &sync.errors {
+                    br;
+                    span.error { (error.code) ": " (error.message) }
+                }
+            }
+        }
+    }
+}
+
+fn services_text(enabled: Vec<Service>) -> String {
+    if enabled.is_empty() {
+        "none".to_string()
+    } else {
+        enabled
+            .into_iter()
+            .map(Service::wire_name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// An account: its tenant, services and sync state, and one page of its numbers.
+pub fn account(session: &Session, account: &AccountState, numbers: &Listed<NumberState>) -> Markup {
+    let name = account.name.as_str();
+    page(
+        name,
+        Some(session),
+        html! {
+            h1 { "Account " (name) }
+            dl {
+                dt { "Teams tenant" }
+                dd { (account.services.teams_tenant_id.as_ref().map_or("none", |t| t.as_str())) }
+                dt { "Services" }
+                dd {
+                    (services_text(Service::ALL.into_iter().filter(|s| account.services.is_enabled(*s)).collect()))
+                }
+                dt { "Sync state" }
+                dd { (sync_cell(&account.sync, account.deleting)) }
+                dt { "Numbers" }
+                dd { (numbers.total.unwrap_or(0)) }
+            }
+            table {
+                caption { "Numbers in telephone number order" }
+                thead {
+                    tr {
+                        th scope="col" { "Telephone number" }
+                        th scope="col" { "Services" }
+                        th scope="col" { "Sync state" }
+                    }
+                }
+                tbody {
+                    @for number in &numbers.items {
+                        tr {
+                            td { (number.telephone_number.as_str()) }
+                            td { (services_text(number.details.enabled_services())) }
+                            td { (sync_cell(&number.sync, number.deleting)) }
+                        }
+                    }
+                    @if numbers.items.is_empty() {
+                        tr {
+                            td colspan="3" {
+                                @if numbers.total.unwrap_or(0) == 0 { "No numbers yet" } @else { "No numbers follow this page" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let (true, Some(last)) = (numbers.more, numbers.last_key.as_deref()) {
+                nav aria-label="Pages" {
+                    a href={ "/portal/accounts/" (urlencoding(name)) "?after=" (urlencoding(last)) } { "Next page" }
+                }
+            }
+            p { a href="/portal/accounts" { "All accounts" } }
+        },
+    )
+}
