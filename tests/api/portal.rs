@@ -6,6 +6,7 @@ use auth::Role;
 use reqwest::redirect::Policy;
 use std::time::Duration;
 use tests::projections::{ReadSide, wait_until_projected};
+use tests::saga::{SagaSide, accepted_number_body};
 use tests::{TestApp, account_body, number_body, spawn_app_with};
 
 async fn portal_app() -> TestApp {
@@ -496,4 +497,95 @@ async fn an_accounts_page_shows_its_settings_and_its_numbers() {
     assert_eq!(status, 404);
     let (status, _) = page_of(&app, &session, "/portal/accounts/%20bad%20name%3C").await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn staff_see_why_a_number_failed_and_retry_it() {
+    let app = portal_app().await;
+    let read = ReadSide::start(&app).await;
+    let saga = SagaSide::start(&app, &read.stream).await;
+    saga.consent(TENANT, &["US"]).await;
+    let number = "+15105850041";
+    // An account without a Teams tenant: its number fails in the saga.
+    let mut body = account_body("contoso");
+    body["serviceDetails"]
+        .as_object_mut()
+        .expect("serviceDetails")
+        .remove("teamsTenantId");
+    assert_eq!(app.put_account("contoso", &body).await.status, 201);
+    app.put_number("contoso", number, &accepted_number_body("contoso", number))
+        .await;
+    app.wait_for_number_status("contoso", number, "failed", Duration::from_secs(20))
+        .await;
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+
+    let reader = signed_in(&app, &[Role::ReadUser]).await;
+    let (status, seen) = page_of(&app, &reader, "/portal/failures").await;
+    assert_eq!(status, 200);
+    assert!(seen.contains(&format!("number {number}")), "{seen}");
+    assert!(seen.contains("TeamsTenantIdRequired"), "{seen}");
+    assert!(seen.contains(r#"<a href="/portal/accounts/contoso">contoso</a>"#));
+    assert!(!seen.contains(">Retry</button>"), "a reader has no retry");
+    let (_, account) = page_of(&app, &reader, "/portal/accounts/contoso").await;
+    assert!(
+        account.contains("TeamsTenantIdRequired"),
+        "the account's page says why its number failed: {account}"
+    );
+    let csrf = form_token(&seen);
+    let (status, _) = post_form(
+        &app,
+        &reader,
+        "/portal/failures/retry",
+        &[
+            ("csrf", &csrf),
+            ("kind", "number"),
+            ("id", number),
+            ("account", "contoso"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "a reader cannot retry");
+
+    // The tenant is set, then a writer retries from the page and the number goes through.
+    assert_eq!(
+        app.put_account("contoso", &account_body("contoso"))
+            .await
+            .status,
+        200
+    );
+    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let (_, seen) = page_of(&app, &writer, "/portal/failures").await;
+    assert!(
+        seen.contains(&format!(r#"aria-label="Retry number {number}""#)),
+        "{seen}"
+    );
+    let csrf = form_token(&seen);
+    let (status, _) = post_form(
+        &app,
+        &writer,
+        "/portal/failures/retry",
+        &[("csrf", &csrf), ("kind", "shoe"), ("id", number)],
+    )
+    .await;
+    assert_eq!(status, 400, "an unknown kind is refused");
+    let (status, location) = post_form(
+        &app,
+        &writer,
+        "/portal/failures/retry",
+        &[
+            ("csrf", &csrf),
+            ("kind", "number"),
+            ("id", number),
+            ("account", "contoso"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{location}");
+    assert_eq!(location, "/portal/failures?retried=1");
+    app.wait_for_number_status("contoso", number, "synced", Duration::from_secs(20))
+        .await;
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let (_, after) = page_of(&app, &writer, &location).await;
+    assert!(after.contains("Pushed again"));
+    assert!(after.contains("Nothing has failed"), "{after}");
 }

@@ -35,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/portal/accounts", get(accounts))
         .route("/portal/accounts/{name}", get(account))
         .route("/portal/consents", get(consents))
+        .route("/portal/failures", get(failures))
+        .route("/portal/failures/retry", post(retry_failure))
         .route(
             "/portal/consents/{tenant}",
             get(consent).post(answer_consent),
@@ -508,5 +510,105 @@ async fn account(
     match numbers {
         Ok(numbers) => pages::account(&session, account, &numbers).into_response(),
         Err(error) => unreadable("account", error),
+    }
+}
+
+#[derive(Deserialize)]
+struct FailuresQuery {
+    after: Option<String>,
+    retried: Option<String>,
+}
+
+/// The provisioning failures: what the backend refused, why, and a retry for each.
+async fn failures(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<FailuresQuery>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    let listed = projections::failures::failures(
+        state.commands.store().pool(),
+        &projections::failures::FailureQuery {
+            after: query.after.filter(|a| !a.is_empty()),
+            skip: 0,
+            take: PAGE_ROWS,
+            count: true,
+        },
+    )
+    .await;
+    match listed {
+        Ok(listed) => pages::failures(&session, &listed, query.retried.as_deref()).into_response(),
+        Err(error) => unreadable("failures", error),
+    }
+}
+
+#[derive(Deserialize)]
+struct Retry {
+    csrf: Option<String>,
+    kind: Option<String>,
+    id: Option<String>,
+    account: Option<String>,
+}
+
+/// Retries one failure through the API's own retry operation for its kind.
+async fn retry_failure(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(retry): Form<Retry>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if retry.csrf.as_deref() != Some(session.csrf.as_str()) {
+        return (
+            StatusCode::FORBIDDEN,
+            pages::trouble(
+                "This form was not sent from the portal's own page. Reload the page and try again.",
+            ),
+        )
+            .into_response();
+    }
+    if !session.principal.allows(auth::Permission::Write) {
+        return (
+            StatusCode::FORBIDDEN,
+            pages::trouble("Your role may read failures but not retry them. Ask an administrator for a role that may write."),
+        )
+            .into_response();
+    }
+    let lookup = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
+    };
+    let caller = match crate::context::Caller::from_headers(session.principal.clone(), &lookup) {
+        Ok(caller) => caller,
+        Err(error) => return (error.status, pages::trouble(&error.body.message)).into_response(),
+    };
+    let id = retry.id.unwrap_or_default();
+    let account = retry.account.unwrap_or_default();
+    let outcome = match retry.kind.as_deref() {
+        Some("account") => {
+            crate::operations::retry_account_provisioning(&state, &caller, &id).await
+        }
+        Some("number") => {
+            crate::operations::retry_number_provisioning(&state, &caller, &account, &id).await
+        }
+        Some("consent") => {
+            crate::operations::retry_request_for_information_provisioning(&state, &caller, &id)
+                .await
+        }
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                pages::trouble("Only an account, a number or a consent can be retried."),
+            )
+                .into_response();
+        }
+    };
+    match outcome {
+        Ok(_) => Redirect::to("/portal/failures?retried=1").into_response(),
+        Err(error) => (error.status, pages::trouble(&error.body.message)).into_response(),
     }
 }

@@ -7,7 +7,7 @@ use domain::consent::ConsentState;
 use domain::number::NumberState;
 use domain::values::{ProvisioningStatus, SyncState};
 use maud::{DOCTYPE, Markup, html};
-use projections::failures::{FailureQuery, failures};
+use projections::failures::{Failure, FailureQuery};
 use projections::query::{
     AccountRow, Activity, ConsentRow, ConsentTotals, Listed, NumberGrouping, Totals,
     consent_totals, number_totals, recent_activity,
@@ -42,6 +42,7 @@ fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                             a href="/portal" { "Home" }
                             a href="/portal/accounts" { "Accounts" }
                             a href="/portal/consents" { "Consents" }
+                            a href="/portal/failures" { "Failures" }
                         }
                         span.who {
                             "Signed in as " (session.principal.subject)
@@ -118,7 +119,7 @@ pub struct Home {
 impl Home {
     pub async fn read(state: &AppState) -> Result<Home, projections::query::QueryError> {
         let pool = state.commands.store().pool();
-        let failed = failures(
+        let failed = projections::failures::failures(
             pool,
             &FailureQuery {
                 after: None,
@@ -179,10 +180,12 @@ pub fn home(session: &Session, home: &Home) -> Markup {
                     h2 id="consents" { "Consents waiting for an answer" }
                     p.figure { (home.unanswered()) }
                     p.hint { (home.consents.total) " consents in all" }
+                    p { a href="/portal/consents" { "See the consents" } }
                 }
                 section.card aria-labelledby="failures" {
                     h2 id="failures" { "Provisioning failures" }
                     p.figure { (home.failures) }
+                    p { a href="/portal/failures" { "See the failures" } }
                 }
                 section.card aria-labelledby="numbers" {
                     h2 id="numbers" { "Numbers" }
@@ -566,6 +569,76 @@ pub fn account(session: &Session, account: &AccountState, numbers: &Listed<Numbe
                 }
             }
             p { a href="/portal/accounts" { "All accounts" } }
+        },
+    )
+}
+
+/// The provisioning failures, fifty to a page, each with why the backend refused it and (for
+/// roles that may write) a button to push it again.
+pub fn failures(session: &Session, listed: &Listed<Failure>, retried: Option<&str>) -> Markup {
+    let may_write = session.principal.allows(auth::Permission::Write);
+    page(
+        "Provisioning failures",
+        Some(session),
+        html! {
+            h1 { "Provisioning failures" }
+            @if retried.is_some() {
+                p.notice role="status" { "Pushed again; its state is pending until the backend answers." }
+            }
+            p.hint { (listed.total.unwrap_or(0)) " failures in all" }
+            table {
+                caption { "What the Teams backend refused, and why" }
+                thead {
+                    tr {
+                        th scope="col" { "What" }
+                        th scope="col" { "Account" }
+                        th scope="col" { "Why" }
+                        th scope="col" { "When" }
+                        @if may_write { th scope="col" { "Action" } }
+                    }
+                }
+                tbody {
+                    @for failure in &listed.items {
+                        tr {
+                            td {
+                                (failure.kind.as_str()) " " (failure.id)
+                                @if failure.deleting { " (release)" }
+                            }
+                            td {
+                                @match failure.account_name.as_deref() {
+                                    Some(name) => a href={ "/portal/accounts/" (urlencoding(name)) } { (name) },
+                                    None => "none",
+                                }
+                            }
+                            td {
+                                @for error in &failure.errors {
+                                    span.error { (error.code) ": " (error.message) } br;
+                                }
+                            }
+                            td { (failure.failed_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                            @if may_write {
+                                td {
+                                    form method="post" action="/portal/failures/retry" {
+                                        input type="hidden" name="csrf" value=(session.csrf);
+                                        input type="hidden" name="kind" value=(failure.kind.as_str());
+                                        input type="hidden" name="id" value=(failure.id);
+                                        input type="hidden" name="account" value=(failure.account_name.as_deref().unwrap_or(""));
+                                        button.quiet type="submit" aria-label={ "Retry " (failure.kind.as_str()) " " (failure.id) } { "Retry" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if listed.items.is_empty() {
+                        tr { td colspan="5" { "Nothing has failed" } }
+                    }
+                }
+            }
+            @if let (true, Some(last)) = (listed.more, listed.last_key.as_deref()) {
+                nav aria-label="Pages" {
+                    a href={ "/portal/failures?after=" (urlencoding(last)) } { "Next page" }
+                }
+            }
         },
     )
 }
