@@ -151,14 +151,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     match pages::Home::read(&state).await {
         Ok(home) => pages::home(&session, &home).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "cannot read the portal's home page");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                pages::trouble("The figures cannot be read just now. Try again in a moment."),
-            )
-                .into_response()
-        }
+        Err(error) => unreadable("figures", error),
     }
 }
 
@@ -170,6 +163,54 @@ struct PageQuery {
     after: Option<String>,
 }
 
+/// One page of a list: the first, or the one after the key the previous page ended on.
+fn page_of(after: Option<String>) -> projections::query::ListQuery {
+    projections::query::ListQuery {
+        filter: None,
+        after: after.filter(|a| !a.is_empty()),
+        skip: 0,
+        take: PAGE_ROWS,
+        count: true,
+    }
+}
+
+/// The answer to a form that did not come from the portal's own page.
+fn forged() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        pages::trouble(
+            "This form was not sent from the portal's own page. Reload the page and try again.",
+        ),
+    )
+        .into_response()
+}
+
+/// The caller of a form that changes something: the form must carry the session's form token
+/// and the session's roles must allow writing (else `refusal` says what the role may not do).
+fn writer(
+    session: &Session,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    refusal: &str,
+) -> Result<crate::context::Caller, Box<Response>> {
+    if csrf != Some(session.csrf.as_str()) {
+        return Err(Box::new(forged()));
+    }
+    if !session.principal.allows(auth::Permission::Write) {
+        return Err(Box::new(
+            (StatusCode::FORBIDDEN, pages::trouble(refusal)).into_response(),
+        ));
+    }
+    let lookup = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
+    };
+    crate::context::Caller::from_headers(session.principal.clone(), &lookup).map_err(|error| {
+        Box::new((error.status, pages::trouble(&error.body.message)).into_response())
+    })
+}
+
 async fn accounts(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -179,30 +220,13 @@ async fn accounts(
         return to_sign_in();
     };
     let pool = state.commands.store().pool();
-    let listed = projections::query::accounts(
-        pool,
-        &projections::query::ListQuery {
-            filter: None,
-            after: query.after.filter(|a| !a.is_empty()),
-            skip: 0,
-            take: PAGE_ROWS,
-            count: true,
-        },
-    )
-    .await;
+    let listed = projections::query::accounts(pool, &page_of(query.after)).await;
     match listed {
         Ok(listed) => {
             let total = listed.total.unwrap_or(0);
             pages::accounts(&session, &listed, total).into_response()
         }
-        Err(error) => {
-            tracing::error!(%error, "cannot read the portal's accounts page");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                pages::trouble("The accounts cannot be read just now. Try again in a moment."),
-            )
-                .into_response()
-        }
+        Err(error) => unreadable("accounts", error),
     }
 }
 
@@ -292,13 +316,7 @@ async fn sign_out(
         return to_sign_in();
     };
     if form.csrf != session.csrf {
-        return (
-            StatusCode::FORBIDDEN,
-            pages::trouble(
-                "This form was not sent from the portal's own page. Reload the page and try again.",
-            ),
-        )
-            .into_response();
+        return forged();
     }
     let mut response = Redirect::to("/portal/sign-in").into_response();
     response.headers_mut().insert(
@@ -327,17 +345,8 @@ async fn consents(
     let Some(session) = session(&state, &headers).await else {
         return to_sign_in();
     };
-    let listed = projections::query::consents(
-        state.commands.store().pool(),
-        &projections::query::ListQuery {
-            filter: None,
-            after: query.after.filter(|a| !a.is_empty()),
-            skip: 0,
-            take: PAGE_ROWS,
-            count: true,
-        },
-    )
-    .await;
+    let listed =
+        projections::query::consents(state.commands.store().pool(), &page_of(query.after)).await;
     match listed {
         Ok(listed) => {
             let total = listed.total.unwrap_or(0);
@@ -414,35 +423,17 @@ async fn answer_consent(
     let Some(session) = session(&state, &headers).await else {
         return to_sign_in();
     };
-    if answer.csrf.as_deref() != Some(session.csrf.as_str()) {
-        return (
-            StatusCode::FORBIDDEN,
-            pages::trouble(
-                "This form was not sent from the portal's own page. Reload the page and try again.",
-            ),
-        )
-            .into_response();
-    }
-    if !session.principal.allows(auth::Permission::Write) {
-        return (
-            StatusCode::FORBIDDEN,
-            pages::trouble("Your role may read consents but not answer them. Ask an administrator for a role that may write."),
-        )
-            .into_response();
-    }
+    let caller = match writer(
+        &session,
+        &headers,
+        answer.csrf.as_deref(),
+        "Your role may read consents but not answer them. Ask an administrator for a role that may write.",
+    ) {
+        Ok(caller) => caller,
+        Err(refused) => return *refused,
+    };
     let status = answer.status.as_deref().unwrap_or("").trim().to_string();
     let comment = answer.comment.as_deref().unwrap_or("").trim().to_string();
-    let lookup = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
-    };
-    let caller = match crate::context::Caller::from_headers(session.principal.clone(), &lookup) {
-        Ok(caller) => caller,
-        Err(error) => {
-            return (error.status, pages::trouble(&error.body.message)).into_response();
-        }
-    };
     let patch = crate::wire::consent::RequestForInformationPatch {
         customer_relationship: Some(crate::wire::consent::CustomerRelationshipPatch {
             status: Some(status.clone()),
@@ -498,13 +489,7 @@ async fn account(
     let numbers = projections::query::numbers(
         state.commands.store().pool(),
         Some(name.as_str()),
-        &projections::query::ListQuery {
-            filter: None,
-            after: query.after.filter(|a| !a.is_empty()),
-            skip: 0,
-            take: PAGE_ROWS,
-            count: true,
-        },
+        &page_of(query.after),
     )
     .await;
     match numbers {
@@ -561,30 +546,14 @@ async fn retry_failure(
     let Some(session) = session(&state, &headers).await else {
         return to_sign_in();
     };
-    if retry.csrf.as_deref() != Some(session.csrf.as_str()) {
-        return (
-            StatusCode::FORBIDDEN,
-            pages::trouble(
-                "This form was not sent from the portal's own page. Reload the page and try again.",
-            ),
-        )
-            .into_response();
-    }
-    if !session.principal.allows(auth::Permission::Write) {
-        return (
-            StatusCode::FORBIDDEN,
-            pages::trouble("Your role may read failures but not retry them. Ask an administrator for a role that may write."),
-        )
-            .into_response();
-    }
-    let lookup = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
-    };
-    let caller = match crate::context::Caller::from_headers(session.principal.clone(), &lookup) {
+    let caller = match writer(
+        &session,
+        &headers,
+        retry.csrf.as_deref(),
+        "Your role may read failures but not retry them. Ask an administrator for a role that may write.",
+    ) {
         Ok(caller) => caller,
-        Err(error) => return (error.status, pages::trouble(&error.body.message)).into_response(),
+        Err(refused) => return *refused,
     };
     let id = retry.id.unwrap_or_default();
     let account = retry.account.unwrap_or_default();

@@ -280,20 +280,10 @@ pub fn accounts(session: &Session, listed: &Listed<AccountRow>, total: u64) -> M
                             }
                         }
                     }
-                    @if listed.items.is_empty() {
-                        tr {
-                            td colspan="5" {
-                                @if total == 0 { "No accounts yet" } @else { "No accounts follow this page" }
-                            }
-                        }
-                    }
+                    (empty_row(5, listed, "accounts"))
                 }
             }
-            @if let (true, Some(last)) = (listed.more, listed.last_key.as_deref()) {
-                nav aria-label="Pages" {
-                    a href={ "/portal/accounts?after=" (urlencoding(last)) } { "Next page" }
-                }
-            }
+            (next_page("/portal/accounts", listed))
         },
     )
 }
@@ -351,20 +341,10 @@ pub fn consents(session: &Session, listed: &Listed<ConsentRow>, total: u64) -> M
                             td { (row.account_name.as_deref().unwrap_or("none")) }
                         }
                     }
-                    @if listed.items.is_empty() {
-                        tr {
-                            td colspan="5" {
-                                @if total == 0 { "No consents yet" } @else { "No consents follow this page" }
-                            }
-                        }
-                    }
+                    (empty_row(5, listed, "consents"))
                 }
             }
-            @if let (true, Some(last)) = (listed.more, listed.last_key.as_deref()) {
-                nav aria-label="Pages" {
-                    a href={ "/portal/consents?after=" (urlencoding(last)) } { "Next page" }
-                }
-            }
+            (next_page("/portal/consents", listed))
         },
     )
 }
@@ -554,20 +534,10 @@ pub fn account(session: &Session, account: &AccountState, numbers: &Listed<Numbe
                             td { (sync_cell(&number.sync, number.deleting)) }
                         }
                     }
-                    @if numbers.items.is_empty() {
-                        tr {
-                            td colspan="3" {
-                                @if numbers.total.unwrap_or(0) == 0 { "No numbers yet" } @else { "No numbers follow this page" }
-                            }
-                        }
-                    }
+                    (empty_row(3, numbers, "numbers"))
                 }
             }
-            @if let (true, Some(last)) = (numbers.more, numbers.last_key.as_deref()) {
-                nav aria-label="Pages" {
-                    a href={ "/portal/accounts/" (urlencoding(name)) "?after=" (urlencoding(last)) } { "Next page" }
-                }
-            }
+            (next_page(&format!("/portal/accounts/{}", urlencoding(name)), numbers))
             p { a href="/portal/accounts" { "All accounts" } }
         },
     )
@@ -634,11 +604,31 @@ pub fn failures(session: &Session, listed: &Listed<Failure>, retried: Option<&st
                     }
                 }
             }
-            @if let (true, Some(last)) = (listed.more, listed.last_key.as_deref()) {
-                nav aria-label="Pages" {
-                    a href={ "/portal/failures?after=" (urlencoding(last)) } { "Next page" }
-                }
-            }
+            (next_page("/portal/failures", listed))
         },
     )
+}
+
+/// The link to a list's next page, when there is one.
+fn next_page<T>(path: &str, listed: &Listed<T>) -> Markup {
+    html! {
+        @if let (true, Some(last)) = (listed.more, listed.last_key.as_deref()) {
+            nav aria-label="Pages" {
+                a href={ (path) "?after=" (urlencoding(last)) } { "Next page" }
+            }
+        }
+    }
+}
+
+/// The row of a page without rows: none at all yet, or none after the previous page.
+fn empty_row<T>(columns: u8, listed: &Listed<T>, what: &str) -> Markup {
+    html! {
+        @if listed.items.is_empty() {
+            tr {
+                td colspan=(columns) {
+                    @if listed.total.unwrap_or(0) == 0 { "No " (what) " yet" } @else { "No " (what) " follow this page" }
+                }
+            }
+        }
+    }
 }
