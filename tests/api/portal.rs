@@ -349,7 +349,7 @@ async fn staff_answer_a_consent_and_errors_stand_next_to_their_field() {
     let writer = signed_in(&app, &[Role::WriteUser]).await;
     let (status, list) = page_of(&app, &writer, "/portal/consents").await;
     assert_eq!(status, 200);
-    assert!(list.contains("1 consents in all"), "{list}");
+    assert!(list.contains("1 consent in all"), "{list}");
     assert!(list.contains(&format!(r#"<a href="{path}">{TENANT}</a>"#)));
     assert!(list.contains("<strong>Waiting for an answer</strong>"));
     assert!(list.contains("<td>Contoso</td>"));

@@ -179,7 +179,7 @@ pub fn home(session: &Session, home: &Home) -> Markup {
                 section.card aria-labelledby="consents" {
                     h2 id="consents" { "Consents waiting for an answer" }
                     p.figure { (home.unanswered()) }
-                    p.hint { (home.consents.total) " consents in all" }
+                    p.hint { (in_all(home.consents.total, "consent")) }
                     p { a href="/portal/consents" { "See the consents" } }
                 }
                 section.card aria-labelledby="failures" {
@@ -234,7 +234,7 @@ pub fn accounts(session: &Session, listed: &Listed<AccountRow>, total: u64) -> M
         Some(session),
         html! {
             h1 { "Accounts" }
-            p.hint { (total) " accounts in all" }
+            p.hint { (in_all(total, "account")) }
             table {
                 caption { "Accounts in name order" }
                 thead {
@@ -309,7 +309,7 @@ pub fn consents(session: &Session, listed: &Listed<ConsentRow>, total: u64) -> M
         Some(session),
         html! {
             h1 { "Consents" }
-            p.hint { (total) " consents in all" }
+            p.hint { (in_all(total, "consent")) }
             table {
                 caption { "Consents in tenant order" }
                 thead {
@@ -555,7 +555,7 @@ pub fn failures(session: &Session, listed: &Listed<Failure>, retried: Option<&st
             @if retried.is_some() {
                 p.notice role="status" { "Pushed again; its state is pending until the backend answers." }
             }
-            p.hint { (listed.total.unwrap_or(0)) " failures in all" }
+            p.hint { (in_all(listed.total.unwrap_or(0), "failure")) }
             table {
                 caption { "What the Teams backend refused, and why" }
                 thead {
@@ -631,4 +631,10 @@ fn empty_row<T>(columns: u8, listed: &Listed<T>, what: &str) -> Markup {
             }
         }
     }
+}
+
+/// "1 consent in all", "3 consents in all".
+fn in_all(count: u64, what: &str) -> String {
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {what}{plural} in all")
 }
