@@ -507,11 +507,7 @@ async fn staff_see_why_a_number_failed_and_retry_it() {
     saga.consent(TENANT, &["US"]).await;
     let number = "+15105850041";
     // An account without a Teams tenant: its number fails in the saga.
-    let mut body = account_body("contoso");
-    body["serviceDetails"]
-        .as_object_mut()
-        .expect("serviceDetails")
-        .remove("teamsTenantId");
+    let body = tests::account_body_without_tenant("contoso");
     assert_eq!(app.put_account("contoso", &body).await.status, 201);
     app.put_number("contoso", number, &accepted_number_body("contoso", number))
         .await;

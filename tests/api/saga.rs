@@ -832,11 +832,7 @@ async fn numbers_of_an_account_without_a_teams_tenant_fail_until_it_has_one_then
     saga.consent(TENANT, &["US"]).await;
     let number = "+15105850041";
     // As the public API allows: Operator Connect with flow-through, and no tenant yet.
-    let mut body = account_body("contoso");
-    body["serviceDetails"]
-        .as_object_mut()
-        .expect("serviceDetails")
-        .remove("teamsTenantId");
+    let body = tests::account_body_without_tenant("contoso");
     assert_eq!(app.put_account("contoso", &body).await.status, 201);
     app.put_number("contoso", number, &accepted_number_body("contoso", number))
         .await;

@@ -353,6 +353,16 @@ pub fn number_path(account: &str, number: &str) -> String {
 }
 
 /// An Operator Connect account linked to `TENANT`.
+/// An account with Operator Connect and flow-through but no Teams tenant yet, as the public
+/// API allows.
+pub fn account_body_without_tenant(name: &str) -> Value {
+    let mut body = account_body(name);
+    if let Some(details) = body["serviceDetails"].as_object_mut() {
+        details.remove("teamsTenantId");
+    }
+    body
+}
+
 pub fn account_body(name: &str) -> Value {
     json!({
         "name": name,
