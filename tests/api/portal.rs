@@ -3,31 +3,11 @@
 //! sign-out that needs the page's form token.
 
 use auth::Role;
-use reqwest::redirect::Policy;
 use std::time::Duration;
+use tests::portal::{client, form_token, page_of, portal_app, post_form, session_of, signed_in};
 use tests::projections::{ReadSide, wait_until_projected};
 use tests::saga::{SagaSide, accepted_number_body};
-use tests::{TestApp, account_body, number_body, spawn_app_with};
-
-async fn portal_app() -> TestApp {
-    spawn_app_with(|state| state.serve_portal = true).await
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn session_of(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session cookie")
-        .to_string()
-}
+use tests::{account_body, number_body, spawn_app_with};
 
 #[tokio::test]
 async fn without_a_session_the_portal_asks_to_sign_in_with_its_security_headers() {
@@ -216,28 +196,6 @@ async fn the_portal_is_served_only_by_the_portal_component() {
     assert_eq!(answer.status(), 404);
 }
 
-/// Signs in with a pasted token of `roles` and answers the session cookie to send back.
-async fn signed_in(app: &TestApp, roles: &[Role]) -> String {
-    let answer = client()
-        .post(format!("{}/portal/sign-in", app.address))
-        .form(&[("token", app.token(roles).as_str())])
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(answer.status(), 303);
-    session_of(&answer).split(';').next().unwrap().to_string()
-}
-
-async fn page_of(app: &TestApp, session: &str, path: &str) -> (u16, String) {
-    let answer = client()
-        .get(format!("{}{path}", app.address))
-        .header("cookie", session)
-        .send()
-        .await
-        .expect("sent");
-    (answer.status().as_u16(), answer.text().await.expect("html"))
-}
-
 #[tokio::test]
 async fn the_accounts_page_lists_accounts_with_their_numbers_fifty_to_a_page() {
     let app = portal_app().await;
@@ -306,36 +264,6 @@ async fn the_accounts_page_lists_accounts_with_their_numbers_fifty_to_a_page() {
 }
 
 const TENANT: &str = "a7f4bd5c-cc01-40f4-8baa-2b6bdb272b8a";
-
-fn form_token(html: &str) -> String {
-    html.split(r#"name="csrf" value=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form token")
-        .to_string()
-}
-
-async fn post_form(
-    app: &TestApp,
-    session: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (u16, String) {
-    let answer = client()
-        .post(format!("{}{path}", app.address))
-        .header("cookie", session)
-        .form(form)
-        .send()
-        .await
-        .expect("sent");
-    let status = answer.status().as_u16();
-    let location = answer
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = answer.text().await.expect("html");
-    (status, location.unwrap_or(body))
-}
 
 #[tokio::test]
 async fn staff_answer_a_consent_and_errors_stand_next_to_their_field() {
