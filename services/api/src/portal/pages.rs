@@ -17,6 +17,7 @@ pub(super) fn page(title: &str, session: Option<&Session>, body: Markup) -> Mark
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · nmp" }
                 link rel="stylesheet" href="/portal/static/portal.css";
+                script src="/portal/static/portal.js" defer {}
             }
             body {
                 header {
@@ -25,6 +26,7 @@ pub(super) fn page(title: &str, session: Option<&Session>, body: Markup) -> Mark
                         nav aria-label="Main" {
                             a href="/portal" { "Home" }
                             a href="/portal/accounts" { "Accounts" }
+                            a href="/portal/numbers" { "Numbers" }
                             a href="/portal/consents" { "Consents" }
                             a href="/portal/failures" { "Failures" }
                         }
