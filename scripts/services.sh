@@ -60,3 +60,25 @@ ensure_rust_tools() {
     cargo install cargo-nextest --locked
   fi
 }
+
+# The browser tests drive headless Chromium through chromedriver and check each page with
+# axe-core: installs Debian's chromium and chromium-driver, and axe-core (tests/browser, from its
+# package-lock.json) when missing, so that nothing is downloaded while the tests run.
+ensure_browser() {
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "installing chromium and chromium-driver from Debian's packages"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  local here
+  here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if [ ! -f "$here/tests/browser/node_modules/axe-core/axe.min.js" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "installing npm from Debian's packages"
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    fi
+    echo "installing axe-core for the browser tests"
+    (cd "$here/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
