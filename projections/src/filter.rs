@@ -46,7 +46,8 @@ pub enum Resource {
 pub enum FieldKind {
     /// A text column (may be NULL).
     Text,
-    /// A text array column holding the wire names of the enabled services, as a set.
+    /// A text array holding the wire names of the enabled services (or a consent's countries),
+    /// as a set.
     Services,
     /// A boolean expression.
     Bool,
@@ -108,6 +109,13 @@ const CONSENT_FIELDS: &[Field] = &[
     text("status", "c.status"),
     text("customerRelationship/status", "c.relationship_status"),
     text("serviceProvisioningStatus", "c.sync_status"),
+    // The countries the enterprise consented for, a set like an account's services:
+    // `country eq 'US'` means "consented for the US".
+    Field {
+        name: "country",
+        sql: "ARRAY(SELECT jsonb_array_elements_text(c.state->'report'->'countries'))",
+        kind: FieldKind::Services,
+    },
 ];
 
 const CIVIC_ADDRESS_FIELDS: &[Field] = &[
@@ -875,6 +883,12 @@ mod tests {
         );
         let sql = sql_of("accountName eq 'contoso'", Resource::RequestsForInformation);
         assert!(sql.text.contains("account_tenants"), "{}", sql.text);
+        let sql = sql_of("country eq 'GB'", Resource::RequestsForInformation);
+        assert_eq!(
+            sql.text,
+            "($1 = ANY(ARRAY(SELECT jsonb_array_elements_text(c.state->'report'->'countries'))))"
+        );
+        assert_eq!(sql.params, texts(&["GB"]));
         let sql = sql_of(
             "country eq 'US' and validationStatus eq 'validated'",
             Resource::CivicAddresses,

@@ -577,7 +577,7 @@ pub async fn list_numbers(
     params(("api-version" = String, Query), ("top" = Option<i32>, Query), ("skip" = Option<i32>, Query),
         ("skipToken" = Option<String>, Query, description = "opaque: the continuation a nextLink carries"),
         ("maxpagesize" = Option<i32>, Query, description = "1 to 500, default 200"),
-        ("filter" = Option<String>, Query, description = "fields: tenantId, accountName, status, customerRelationship/status, serviceProvisioningStatus"),
+        ("filter" = Option<String>, Query, description = "fields: tenantId, accountName, status, customerRelationship/status, serviceProvisioningStatus, country"),
         ("countRecords" = Option<bool>, Query)),
     responses((status = 200, body = Page<RequestForInformationResource>,
             headers(("x-ms-record-count" = i64, description = "with countRecords=true"))),
