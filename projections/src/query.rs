@@ -600,6 +600,89 @@ pub async fn recent_activity(pool: &PgPool, top: u32) -> Result<Vec<Activity>, Q
         .collect()
 }
 
+// ---- search (the portal's search box) ------------------------------------------------------
+
+/// Live numbers whose E.164 starts with `prefix` (a `+` and digits; anything else finds none),
+/// in telephone number order, at most `take`, and whether more follow. It reads a range of the
+/// key — from the prefix up to the prefix followed by `:`, the character after `9` — so the
+/// key's index bounds the scan however many numbers are stored (`startswith` in a filter
+/// would pass over every number after the prefix when few match).
+pub async fn numbers_with_prefix(
+    pool: &PgPool,
+    prefix: &str,
+    take: u64,
+) -> Result<Listed<NumberState>, QueryError> {
+    let well_formed = prefix
+        .strip_prefix('+')
+        .is_some_and(|digits| digits.chars().all(|c| c.is_ascii_digit()));
+    if !well_formed {
+        return Ok(Listed {
+            items: Vec::new(),
+            more: false,
+            total: None,
+            last_key: None,
+        });
+    }
+    let mut tx = read_only(pool).await?;
+    let rows = sqlx::query(
+        "SELECT n.telephone_number AS page_key, n.state FROM read_numbers n \
+          WHERE NOT n.deleted AND n.telephone_number >= $1 AND n.telephone_number < $2 \
+          ORDER BY n.telephone_number LIMIT $3",
+    )
+    .bind(prefix)
+    .bind(format!("{prefix}:"))
+    .bind(clamp(take.saturating_add(1)))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    listed_of(rows, take, |row| state(row, "number"))
+}
+
+/// Live accounts whose name holds `text`, whatever its case: those whose name starts with it
+/// first, then in name order; at most `take`, and whether more follow.
+pub async fn accounts_matching(
+    pool: &PgPool,
+    text: &str,
+    take: u64,
+) -> Result<Listed<AccountRow>, QueryError> {
+    if text.is_empty() {
+        return listed_of(Vec::new(), take, account_row);
+    }
+    let mut tx = read_only(pool).await?;
+    let rows = sqlx::query(
+        "SELECT a.name AS page_key, a.state, a.number_counts FROM read_accounts a \
+          WHERE NOT a.deleted AND strpos(lower(a.name), lower($1)) > 0 \
+          ORDER BY NOT starts_with(lower(a.name), lower($1)), a.name LIMIT $2",
+    )
+    .bind(text)
+    .bind(clamp(take.saturating_add(1)))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    listed_of(rows, take, account_row)
+}
+
+/// The first `take` of `rows` (one more was asked for, to tell whether more follow), read.
+fn listed_of<T>(
+    mut rows: Vec<PgRow>,
+    take: u64,
+    read: impl Fn(&PgRow) -> Result<T, QueryError>,
+) -> Result<Listed<T>, QueryError> {
+    let more = rows.len() as u64 > take;
+    rows.truncate(usize::try_from(take).unwrap_or(usize::MAX));
+    let last_key = rows
+        .last()
+        .map(|row| row.try_get::<String, _>(PAGE_KEY))
+        .transpose()?;
+    let items = rows.iter().map(read).collect::<Result<_, _>>()?;
+    Ok(Listed {
+        items,
+        more,
+        total: None,
+        last_key,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use domain::{

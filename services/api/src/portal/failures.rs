@@ -160,7 +160,7 @@ fn failures_html(session: &Session, listed: &Listed<Failure>, retried: Option<&s
                         }
                     }
                     @if listed.items.is_empty() {
-                        tr { td colspan="5" { "Nothing has failed" } }
+                        tr { td colspan=(if may_write { 5 } else { 4 }) { "Nothing has failed" } }
                     }
                 }
             }

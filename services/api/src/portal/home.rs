@@ -1,21 +1,31 @@
-//! The home page: what needs attention, and what happened lately.
+//! The home page: what needs attention, and what happened lately; and the search box (on
+//! every page's header and on home) that finds a number, an account or a Teams tenant by what
+//! staff type.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{Markup, html};
+use serde::Deserialize;
 
+use super::history::history_path;
 use super::pages::*;
 use super::*;
 use crate::AppState;
+use domain::Service;
+use domain::number::NumberState;
 use projections::failures::FailureQuery;
+use projections::filter::Resource;
 use projections::query::{
-    Activity, ConsentTotals, NumberGrouping, Totals, consent_totals, number_totals, recent_activity,
+    AccountRow, Activity, ConsentRow, ConsentTotals, ListQuery, Listed, NumberGrouping, Totals,
+    consent_totals, number_totals, recent_activity,
 };
 
 pub(super) fn routes() -> axum::Router<AppState> {
-    axum::Router::new().route("/portal", get(home))
+    axum::Router::new()
+        .route("/portal", get(home))
+        .route("/portal/search", get(search))
 }
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -96,6 +106,7 @@ fn home_html(session: &Session, home: &Home) -> Markup {
         Some(session),
         html! {
             h1 { "What needs attention" }
+            (search_form("home-search", "Find a number, account or tenant", ""))
             div.cards {
                 section.card aria-labelledby="consents" {
                     h2 id="consents" { "Consents waiting for an answer" }
@@ -133,7 +144,11 @@ fn home_html(session: &Session, home: &Home) -> Markup {
                             tr {
                                 td { (item.occurred_at.format("%Y-%m-%d %H:%M:%S UTC")) }
                                 td { (item.subject.as_deref().unwrap_or("unknown")) }
-                                td { (item.aggregate_type) " " (item.aggregate_id) }
+                                td {
+                                    a href=(history_path(&item.aggregate_type, &item.aggregate_id)) {
+                                        (item.aggregate_type) " " (item.aggregate_id)
+                                    }
+                                }
                                 td { (item.event_type) }
                             }
                         }
@@ -145,4 +160,398 @@ fn home_html(session: &Session, home: &Home) -> Markup {
             }
         },
     )
+}
+
+// ---- search --------------------------------------------------------------------------------
+
+/// Hits shown per kind on the search page.
+const SEARCH_ROWS: u64 = 20;
+/// The longest search read (an E.164 number, an account name or a GUID are all shorter).
+const SEARCH_LENGTH: usize = 100;
+
+/// The search box: what staff type, sent to `/portal/search`. `id` tells apart the header's
+/// box and the home page's.
+pub(super) fn search_form(id: &str, label: &str, value: &str) -> Markup {
+    html! {
+        form.search role="search" method="get" action="/portal/search" aria-label=(label) {
+            label for=(id) { (label) }
+            input id=(id) type="search" name="q" value=(value) maxlength=(SEARCH_LENGTH)
+                placeholder="+E.164, account name or tenant id" autocomplete="off";
+            button type="submit" { "Search" }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+/// What was typed, read as each kind of thing nmp holds.
+#[derive(Debug, PartialEq, Eq)]
+struct Reading {
+    /// A telephone number or its beginning: `+` and digits (typed with or without the `+`,
+    /// `00` for `+`, spaces, dashes, dots and brackets dropped).
+    number_prefix: Option<String>,
+    /// Text an account's name may hold.
+    name: Option<String>,
+    /// A Teams tenant id (a GUID), as typed and in lower case.
+    tenant: Option<(String, String)>,
+}
+
+impl Reading {
+    fn of(typed: &str) -> Reading {
+        let typed = typed.trim();
+        let compact: String = typed
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let digits = match compact.strip_prefix('+') {
+            Some(rest) => Some(rest.to_string()),
+            None => compact
+                .strip_prefix("00")
+                .map(str::to_string)
+                .or(Some(compact.clone())),
+        };
+        let number_prefix = digits
+            .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+            .map(|d| format!("+{d}"));
+        let name = (!typed.is_empty()
+            && typed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .then(|| typed.to_string());
+        let tenant = domain::TenantId::parse(typed)
+            .ok()
+            .map(|t| (t.as_str().to_string(), t.as_str().to_ascii_lowercase()));
+        Reading {
+            number_prefix,
+            name,
+            tenant,
+        }
+    }
+}
+
+/// What a search found.
+struct Found {
+    typed: String,
+    numbers: Listed<NumberState>,
+    accounts: Listed<AccountRow>,
+    /// Accounts whose Teams tenant is the tenant typed.
+    tenant_accounts: Vec<AccountRow>,
+    consents: Vec<ConsentRow>,
+}
+
+impl Found {
+    fn is_empty(&self) -> bool {
+        self.numbers.items.is_empty()
+            && self.accounts.items.is_empty()
+            && self.tenant_accounts.is_empty()
+            && self.consents.is_empty()
+    }
+
+    /// Where a single hit that is exactly what was typed lives, if that is all there is.
+    fn only_exact(&self) -> Option<String> {
+        let hits = self.numbers.items.len()
+            + self.accounts.items.len()
+            + self.tenant_accounts.len()
+            + self.consents.len();
+        if hits != 1 {
+            return None;
+        }
+        let typed = self.typed.as_str();
+        if let Some(account) = self.accounts.items.first()
+            && account.state.name.as_str() == typed
+        {
+            return Some(account_path(account.state.name.as_str()));
+        }
+        if let Some(account) = self.tenant_accounts.first() {
+            return Some(account_path(account.state.name.as_str()));
+        }
+        if let Some(consent) = self.consents.first() {
+            return Some(format!(
+                "/portal/consents/{}",
+                urlencoding(consent.state.tenant_id.as_str())
+            ));
+        }
+        None
+    }
+}
+
+fn account_path(name: &str) -> String {
+    format!("/portal/accounts/{}", urlencoding(name))
+}
+
+/// Reads the tenant's consents and accounts through the lists' own filters.
+async fn by_tenant(
+    pool: &sqlx::PgPool,
+    tenant: &(String, String),
+) -> Result<(Vec<AccountRow>, Vec<ConsentRow>), projections::query::QueryError> {
+    let (typed, lower) = tenant;
+    let query = |field: &str, resource: Resource| ListQuery {
+        // Both are GUIDs (checked): nothing in them needs quoting.
+        filter: projections::filter::parse(
+            &format!("{field} eq '{typed}' or {field} eq '{lower}'"),
+            resource,
+        )
+        .ok(),
+        after: None,
+        skip: 0,
+        take: SEARCH_ROWS,
+        count: false,
+    };
+    let accounts =
+        projections::query::accounts(pool, &query("teamsTenantId", Resource::Accounts)).await?;
+    let consents =
+        projections::query::consents(pool, &query("tenantId", Resource::RequestsForInformation))
+            .await?;
+    Ok((accounts.items, consents.items))
+}
+
+fn none_found<T>() -> Listed<T> {
+    Listed {
+        items: Vec::new(),
+        more: false,
+        total: None,
+        last_key: None,
+    }
+}
+
+async fn find(pool: &sqlx::PgPool, typed: &str) -> Result<Found, projections::query::QueryError> {
+    let reading = Reading::of(typed);
+
+    let numbers = match &reading.number_prefix {
+        Some(prefix) => projections::query::numbers_with_prefix(pool, prefix, SEARCH_ROWS).await?,
+        None => none_found(),
+    };
+    let accounts = match &reading.name {
+        Some(name) => projections::query::accounts_matching(pool, name, SEARCH_ROWS).await?,
+        None => none_found(),
+    };
+    let (mut tenant_accounts, consents) = match &reading.tenant {
+        Some(tenant) => by_tenant(pool, tenant).await?,
+        None => (Vec::new(), Vec::new()),
+    };
+    // An account listed by its name is not listed again for its tenant.
+    tenant_accounts.retain(|t| !accounts.items.iter().any(|a| a.state.name == t.state.name));
+    Ok(Found {
+        typed: typed.to_string(),
+        numbers,
+        accounts,
+        tenant_accounts,
+        consents,
+    })
+}
+
+/// Finds numbers (by their beginning), accounts (by part of their name) and a tenant's consent
+/// and accounts (by its id) from what was typed. A single hit that is exactly what was typed —
+/// an account's name, a tenant's consent or account — opens it; otherwise a page lists what
+/// was found, or says that nothing was.
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<SearchQuery>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return to_sign_in();
+    };
+    if !session.principal.allows(auth::Permission::Read) {
+        return (
+            StatusCode::FORBIDDEN,
+            trouble("Your role may not read numbers, accounts or consents."),
+        )
+            .into_response();
+    }
+    let typed: String = query
+        .q
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(SEARCH_LENGTH)
+        .collect();
+    if typed.is_empty() {
+        return search_html(&session, &typed, None).into_response();
+    }
+    match find(state.commands.store().pool(), &typed).await {
+        Ok(found) => match found.only_exact() {
+            Some(path) => Redirect::to(&path).into_response(),
+            None => search_html(&session, &typed, Some(&found)).into_response(),
+        },
+        Err(error) => unreadable("search results", error),
+    }
+}
+
+fn search_html(session: &Session, typed: &str, found: Option<&Found>) -> Markup {
+    let title = if typed.is_empty() {
+        "Search".to_string()
+    } else {
+        format!("Search for {typed}")
+    };
+    page(
+        &title,
+        Some(session),
+        html! {
+            h1 { "Search" }
+            (search_form("page-search", "Find a number, account or tenant", typed))
+            @match found {
+                None => p.hint { "Type a telephone number (+E.164 or its first digits), part of an account's name, or a Teams tenant id." },
+                Some(found) if found.is_empty() => {
+                    p.notice role="status" {
+                        "Nothing matches “" (typed) "”: no number starts with it, no account's name holds it, and no consent or account has it as its tenant id."
+                    }
+                }
+                Some(found) => {
+                    p role="status" { "Found for “" (typed) "”:" }
+                    @if !found.numbers.items.is_empty() { (numbers_found(&found.numbers)) }
+                    @if !found.accounts.items.is_empty() {
+                        (accounts_found("Accounts whose name holds it", &found.accounts.items, found.accounts.more))
+                    }
+                    @if !found.tenant_accounts.is_empty() {
+                        (accounts_found("Accounts of this Teams tenant", &found.tenant_accounts, false))
+                    }
+                    @if !found.consents.is_empty() { (consents_found(&found.consents)) }
+                }
+            }
+        },
+    )
+}
+
+fn more_note(more: bool) -> Markup {
+    html! {
+        @if more {
+            p.hint { "Only the first " (SEARCH_ROWS) " are shown: type more to narrow the search." }
+        }
+    }
+}
+
+fn numbers_found(numbers: &Listed<NumberState>) -> Markup {
+    html! {
+        table {
+            caption { "Numbers that start with it" }
+            thead {
+                tr {
+                    th scope="col" { "Telephone number" }
+                    th scope="col" { "Account" }
+                    th scope="col" { "Services" }
+                    th scope="col" { "Sync state" }
+                    th scope="col" { "History" }
+                }
+            }
+            tbody {
+                @for number in &numbers.items {
+                    @let e164 = number.telephone_number.as_str();
+                    tr {
+                        td { (e164) }
+                        td { a href=(account_path(number.account.as_str())) { (number.account.as_str()) } }
+                        td { (services_text(number.details.enabled_services())) }
+                        td { (sync_cell(&format!("number:{e164}"), &number.sync, number.deleting)) }
+                        td { a href=(history_path("number", e164)) aria-label={ "History of " (e164) } { "History" } }
+                    }
+                }
+            }
+        }
+        (more_note(numbers.more))
+    }
+}
+
+fn accounts_found(caption: &str, accounts: &[AccountRow], more: bool) -> Markup {
+    html! {
+        table {
+            caption { (caption) }
+            thead {
+                tr {
+                    th scope="col" { "Account" }
+                    th scope="col" { "Teams tenant" }
+                    th scope="col" { "Services" }
+                    th scope="col" { "Sync state" }
+                    th scope="col" { "History" }
+                }
+            }
+            tbody {
+                @for row in accounts {
+                    @let account = &row.state;
+                    @let name = account.name.as_str();
+                    tr {
+                        td { a href=(account_path(name)) { (name) } }
+                        td { (account.services.teams_tenant_id.as_ref().map_or("none", |t| t.as_str())) }
+                        td { (services_text(Service::ALL.into_iter().filter(|s| account.services.is_enabled(*s)).collect())) }
+                        td { (sync_cell(&format!("account:{name}"), &account.sync, account.deleting)) }
+                        td { a href=(history_path("account", name)) aria-label={ "History of account " (name) } { "History" } }
+                    }
+                }
+            }
+        }
+        (more_note(more))
+    }
+}
+
+fn consents_found(consents: &[ConsentRow]) -> Markup {
+    html! {
+        table {
+            caption { "The tenant's consent" }
+            thead {
+                tr {
+                    th scope="col" { "Teams tenant" }
+                    th scope="col" { "Consent" }
+                    th scope="col" { "Customer relationship" }
+                    th scope="col" { "Account" }
+                    th scope="col" { "Sync state" }
+                    th scope="col" { "History" }
+                }
+            }
+            tbody {
+                @for row in consents {
+                    @let tenant = row.state.tenant_id.as_str();
+                    tr {
+                        td { a href={ "/portal/consents/" (urlencoding(tenant)) } { (tenant) } }
+                        td { (row.state.report.status.as_str()) }
+                        td {
+                            @match &row.state.relationship {
+                                Some(r) => (r.status.as_str()),
+                                None => "not answered yet",
+                            }
+                        }
+                        td {
+                            @match row.account_name.as_deref() {
+                                Some(name) => a href=(account_path(name)) { (name) },
+                                None => "none",
+                            }
+                        }
+                        td { (sync_cell(&format!("consent:{tenant}"), &row.state.sync, false)) }
+                        td { a href=(history_path("consent", tenant)) aria-label={ "History of consent " (tenant) } { "History" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_typed_is_read_as_each_kind() {
+        let number = Reading::of(" +1 (510) 585-0001 ");
+        assert_eq!(number.number_prefix.as_deref(), Some("+15105850001"));
+        assert_eq!(number.name, None);
+        assert_eq!(
+            Reading::of("0044 20").number_prefix.as_deref(),
+            Some("+4420")
+        );
+        let digits = Reading::of("1510");
+        assert_eq!(digits.number_prefix.as_deref(), Some("+1510"));
+        assert_eq!(digits.name.as_deref(), Some("1510"));
+        let name = Reading::of("contoso");
+        assert_eq!(name.number_prefix, None);
+        assert_eq!(name.name.as_deref(), Some("contoso"));
+        assert_eq!(name.tenant, None);
+        let tenant = Reading::of("A7F4BD5C-CC01-40F4-8BAA-2B6BDB272B8A");
+        assert_eq!(
+            tenant.tenant.map(|t| t.1).as_deref(),
+            Some("a7f4bd5c-cc01-40f4-8baa-2b6bdb272b8a")
+        );
+        assert_eq!(Reading::of("+").number_prefix, None);
+        assert_eq!(Reading::of("a b").name, None);
+    }
 }

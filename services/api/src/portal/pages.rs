@@ -30,6 +30,7 @@ pub(super) fn page(title: &str, session: Option<&Session>, body: Markup) -> Mark
                             a href="/portal/consents" { "Consents" }
                             a href="/portal/failures" { "Failures" }
                         }
+                        (super::home::search_form("header-search", "Search numbers, accounts and tenants", ""))
                         span.who {
                             "Signed in as " (session.principal.subject)
                         }

@@ -54,7 +54,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The aggregates an auditor can ask about: every kind nmp keeps (`domain::AggregateKind`).
-fn parse_kind(text: &str) -> Result<AggregateKind, ApiError> {
+pub(crate) fn parse_kind(text: &str) -> Result<AggregateKind, ApiError> {
     AggregateKind::parse(text).ok_or_else(|| {
         ApiError::bad_request(
             "InvalidAggregateType",
@@ -68,7 +68,7 @@ fn parse_kind(text: &str) -> Result<AggregateKind, ApiError> {
 }
 
 /// The id in its canonical form, refused as the resource's own routes refuse it.
-fn parse_id(kind: AggregateKind, id: &str) -> Result<String, ApiError> {
+pub(crate) fn parse_id(kind: AggregateKind, id: &str) -> Result<String, ApiError> {
     let target = "aggregateId";
     Ok(match kind {
         AggregateKind::Account => parse_at(target, AccountName::parse(id))?.to_string(),
@@ -243,7 +243,19 @@ pub async fn as_of(
     let time = time_parameter(&query, "time")?.ok_or_else(|| {
         ApiError::bad_request("MissingTime", "time (RFC 3339) is required").with_target("time")
     })?;
-    let store = store(&state);
+    let body = resource_as_of(&state, kind, id, time).await?;
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Aggregate `id` (in its canonical form) of `kind` as the API showed it at `time`: what the
+/// asOf route answers and the portal's history page shows. 404 if it did not exist then.
+pub(crate) async fn resource_as_of(
+    state: &AppState,
+    kind: AggregateKind,
+    id: String,
+    time: DateTime<Utc>,
+) -> Result<AsOfResource, ApiError> {
+    let store = store(state);
     let missing =
         || ApiError::not_found(&format!("{} '{id}' at {}", kind.as_str(), wire_time(&time)));
     let (version, recorded, resource) = match kind {
@@ -291,15 +303,14 @@ pub async fn as_of(
             (as_of.version, as_of.last_event_time, resource)
         }
     };
-    let body = AsOfResource {
+    Ok(AsOfResource {
         aggregate_type: kind.as_str().to_string(),
         aggregate_id: id,
         as_of: wire_time(&time),
         version,
         last_modified_on: recorded.as_ref().map(wire_time),
         resource,
-    };
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    })
 }
 
 /// The account a consent named at `time`: of the accounts linked to its tenant today, the first
@@ -469,7 +480,7 @@ fn store(state: &AppState) -> &EventStore {
     state.commands.store()
 }
 
-fn store_error(error: StoreError) -> ApiError {
+pub(crate) fn store_error(error: StoreError) -> ApiError {
     ApiError::from(commands::CommandError::from(error))
 }
 

@@ -196,7 +196,7 @@ impl FeedEvent {
 // ---- handlers ------------------------------------------------------------------------------
 
 /// The stream position a reconnecting feed last saw (`Last-Event-ID`), if it is one.
-fn caller_last_event_id(headers: &axum::http::HeaderMap) -> Option<u64> {
+pub fn caller_last_event_id(headers: &axum::http::HeaderMap) -> Option<u64> {
     headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -366,6 +366,71 @@ pub async fn feed(
     headers: axum::http::HeaderMap,
     caller: Caller,
 ) -> Result<Response, ApiError> {
+    let signals = open_feed(
+        &state,
+        caller_last_event_id(&headers),
+        caller.principal.expires_at,
+    )
+    .await?;
+    let opening = futures::stream::once(async { Event::default().comment("nmp feed") });
+    let events = futures::StreamExt::map(signals, |signal| match signal {
+        FeedSignal::Event(event) => event.to_sse(),
+        FeedSignal::Replayed => Event::default().comment("replayed"),
+        FeedSignal::Lagged(missed) => Event::default().event("nmp.feed.lagged").data(missed),
+        FeedSignal::Expired => Event::default()
+            .event("nmp.feed.expired")
+            .data("{\"reason\":\"the token expired; reconnect with a fresh one\"}"),
+    });
+    let stream = futures::StreamExt::map(
+        futures::StreamExt::chain(opening, events),
+        Ok::<_, Infallible>,
+    );
+    Ok(event_stream(stream))
+}
+
+/// An SSE answer of `stream`, with keep-alive comments every 15 s of quiet, that buffering
+/// proxies pass on at once.
+pub fn event_stream(
+    stream: impl futures::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Response {
+    let mut response = Sse::new(stream)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(FEED_KEEP_ALIVE)
+                .text("keep-alive"),
+        )
+        .into_response();
+    // Tell buffering proxies (nginx) to pass events on at once.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// What an open feed passes on, in order: each event once, then what its client should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedSignal {
+    /// An event, missed since `Last-Event-ID` (read from the stream) or live.
+    Event(FeedEvent),
+    /// A live event the replay gave already.
+    Replayed,
+    /// The client missed events: how many, as the JSON of `nmp.feed.lagged`'s data.
+    Lagged(String),
+    /// The token the feed was opened with expired; the feed ends after this.
+    Expired,
+}
+
+/// Opens a live feed of this instance's events for a caller whose token expires at
+/// `expires_at` (seconds since the Unix epoch): first the events after stream position
+/// `resume_after` (a reconnecting client's `Last-Event-ID`; at most 10,000, read from the
+/// stream), then each live event once, until the token expires or nmp shuts down. Each open
+/// feed holds one of the instance's feed slots until it ends. The API's `/dashboard/feed` and
+/// the portal's live updates both follow it.
+pub async fn open_feed(
+    state: &AppState,
+    resume_after: Option<u64>,
+    expires_at: Option<u64>,
+) -> Result<impl futures::Stream<Item = FeedSignal> + Send + 'static, ApiError> {
     let Some(source) = &state.feed else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -387,7 +452,7 @@ pub async fn feed(
     };
     // A feed ends when the token it was opened with expires: the client reconnects with a
     // fresh one, which is checked again.
-    let expires = caller.principal.expires_at.map(|exp| {
+    let expires = expires_at.map(|exp| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -396,36 +461,31 @@ pub async fn feed(
     });
     // Subscribed first, so nothing falls between the replay and the live events.
     let receiver = source.subscribe();
-    let resume_after = caller_last_event_id(&headers);
-    let mut replayed: Vec<Event> = Vec::new();
+    let mut replayed: Vec<FeedSignal> = Vec::new();
     let mut last_position = resume_after;
     if let (Some(after), Some(history)) = (resume_after, &state.feed_history) {
         match history.since(after, FEED_REPLAY_LIMIT).await {
             Ok((events, more)) => {
-                for event in &events {
+                for event in events {
                     last_position = event.position.or(last_position);
-                    replayed.push(event.to_sse());
+                    replayed.push(FeedSignal::Event(event));
                 }
                 if more {
-                    replayed.push(Event::default().event("nmp.feed.lagged").data(format!(
+                    replayed.push(FeedSignal::Lagged(format!(
                         "{{\"missed\":\"more than {FEED_REPLAY_LIMIT} events; reload\"}}"
                     )));
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot replay the feed from Last-Event-ID");
-                replayed.push(Event::default().event("nmp.feed.lagged").data(
-                    "{\"missed\":\"the events since Last-Event-ID cannot be read; reload\"}",
+                replayed.push(FeedSignal::Lagged(
+                    "{\"missed\":\"the events since Last-Event-ID cannot be read; reload\"}"
+                        .to_string(),
                 ));
             }
         }
     }
-    let opening = futures::stream::iter(
-        std::iter::once(Event::default().comment("nmp feed"))
-            .chain(replayed)
-            .map(Ok::<_, Infallible>),
-    );
-    let events = futures::stream::unfold(Some((receiver, slot)), move |open| async move {
+    let live = futures::stream::unfold(Some((receiver, slot)), move |open| async move {
         let (mut receiver, slot) = open?;
         let next = async {
             match expires {
@@ -433,14 +493,9 @@ pub async fn feed(
                 None => Some(receiver.recv().await),
             }
         };
-        let event = match next.await {
-            // The token expired: a last event says so, then the feed ends.
-            None => {
-                let event = Event::default()
-                    .event("nmp.feed.expired")
-                    .data("{\"reason\":\"the token expired; reconnect with a fresh one\"}");
-                return Some((Ok::<_, Infallible>(event), None));
-            }
+        let signal = match next.await {
+            // The token expired: a last signal says so, then the feed ends.
+            None => return Some((FeedSignal::Expired, None)),
             // Replayed already.
             Some(Ok(FeedItem::Event(event)))
                 if event
@@ -448,31 +503,22 @@ pub async fn feed(
                     .zip(last_position)
                     .is_some_and(|(p, l)| p <= l) =>
             {
-                Event::default().comment("replayed")
+                FeedSignal::Replayed
             }
-            Some(Ok(FeedItem::Event(event))) => event.to_sse(),
+            Some(Ok(FeedItem::Event(event))) => FeedSignal::Event(event),
             Some(Ok(FeedItem::ShuttingDown) | Err(broadcast::error::RecvError::Closed)) => {
                 return None;
             }
-            Some(Err(broadcast::error::RecvError::Lagged(missed))) => Event::default()
-                .event("nmp.feed.lagged")
-                .data(format!("{{\"missed\":{missed}}}")),
+            Some(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                FeedSignal::Lagged(format!("{{\"missed\":{missed}}}"))
+            }
         };
-        Some((Ok::<_, Infallible>(event), Some((receiver, slot))))
+        Some((signal, Some((receiver, slot))))
     });
-    let stream = futures::StreamExt::chain(opening, events);
-    let mut response = Sse::new(stream)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(FEED_KEEP_ALIVE)
-                .text("keep-alive"),
-        )
-        .into_response();
-    // Tell buffering proxies (nginx) to pass events on at once.
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(futures::StreamExt::chain(
+        futures::stream::iter(replayed),
+        live,
+    ))
 }
 
 #[cfg(test)]

@@ -1,1 +1,66 @@
 // nmp portal: the little script the pages use. Served by nmp itself; the pages work without it.
+//
+// Live sync states: a page that shows sync states (elements with data-live="account:NAME",
+// "number:+E164" or "consent:TENANT") follows /portal/live, a stream of server-sent events,
+// and rewrites each state in place when it changes: its status, and the backend's reasons when
+// it failed (what a "sync" event carries is described in services/api/src/portal/live.rs).
+// The browser reconnects by itself with Last-Event-ID, and nmp sends what was missed.
+(function () {
+  "use strict";
+  if (!window.EventSource) return;
+  var cells = document.querySelectorAll("[data-live]");
+  if (!cells.length) return;
+  var keys = [];
+  var seen = {};
+  Array.prototype.forEach.call(cells, function (cell) {
+    var key = cell.getAttribute("data-live");
+    if (key && !seen[key]) {
+      seen[key] = true;
+      keys.push(key);
+    }
+  });
+  var source = new EventSource("/portal/live?keys=" + encodeURIComponent(keys.slice(0, 500).join(",")));
+
+  function render(cell, change) {
+    while (cell.firstChild) cell.removeChild(cell.firstChild);
+    cell.appendChild(document.createTextNode(change.text));
+    if (change.status === "failed" && !change.deleting) {
+      (change.errors || []).forEach(function (error) {
+        cell.appendChild(document.createElement("br"));
+        var reason = document.createElement("span");
+        reason.className = "error";
+        reason.textContent = error.code + ": " + error.message;
+        cell.appendChild(reason);
+      });
+    }
+    cell.setAttribute("data-status", change.status);
+  }
+
+  source.addEventListener("sync", function (event) {
+    var change;
+    try {
+      change = JSON.parse(event.data);
+    } catch (e) {
+      return;
+    }
+    Array.prototype.forEach.call(document.querySelectorAll("[data-live]"), function (cell) {
+      if (cell.getAttribute("data-live") === change.key) render(cell, change);
+    });
+  });
+
+  source.addEventListener("lagged", function () {
+    if (document.getElementById("live-lagged")) return;
+    var note = document.createElement("p");
+    note.id = "live-lagged";
+    note.className = "notice";
+    note.setAttribute("role", "status");
+    note.textContent = "Some changes could not be shown here: reload the page to see them.";
+    var main = document.querySelector("main");
+    if (main) main.insertBefore(note, main.firstChild);
+  });
+
+  // The session ended: nothing more will come until the user signs in again.
+  source.addEventListener("expired", function () {
+    source.close();
+  });
+})();
