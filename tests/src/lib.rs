@@ -11,6 +11,7 @@
 //! [`spawn_app_with`] for a feed and [`spawn_app_with_backend`] for a backend.
 
 pub mod nats;
+pub mod oidc_provider;
 pub mod portal;
 pub mod projections;
 pub mod saga;

@@ -68,6 +68,9 @@ pub struct AppState {
     /// The development secret, when tokens are verified with it (loopback only): the portal
     /// then offers a development sign-in.
     pub development_secret: Option<String>,
+    /// The OpenID Connect provider the portal signs in with (`NMP_OIDC_ISSUER`); `None`: the
+    /// portal offers no such sign-in.
+    pub oidc: Option<std::sync::Arc<portal::OidcClient>>,
 }
 
 /// Live feeds open at once on one instance.

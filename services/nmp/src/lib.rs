@@ -116,8 +116,37 @@ pub async fn build_state(
         feed: None,
         event_source: format!("urn:nmp:{}", settings.nats.prefix),
         backend: backend_client(settings)?,
+        oidc: oidc_client(settings, &key_source)?,
     };
     Ok((state, key_source))
+}
+
+/// The portal's OpenID Connect client, when an issuer is set. Its access tokens are verified
+/// with `[jwt]`'s keys, so those must be the provider's.
+pub fn oidc_client(
+    settings: &Settings,
+    key_source: &KeySource,
+) -> anyhow::Result<Option<std::sync::Arc<api::portal::OidcClient>>> {
+    let oidc = &settings.oidc;
+    let (Some(issuer), Some(client_id)) = (&oidc.issuer, &oidc.client_id) else {
+        return Ok(None);
+    };
+    if *key_source != KeySource::Jwks {
+        anyhow::bail!(
+            "NMP_OIDC_ISSUER is set but tokens are not verified with that provider's keys: set \
+             NMP_JWT_JWKS_URL (its jwks_uri), NMP_JWT_ISSUER and NMP_JWT_AUDIENCE to the issuer \
+             and audience of the access tokens it gives nmp"
+        );
+    }
+    let client = api::portal::OidcClient::new(api::portal::OidcConfig {
+        issuer: issuer.clone(),
+        client_id: client_id.clone(),
+        client_secret: oidc.client_secret.clone(),
+        scopes: oidc.scopes.clone(),
+        name: oidc.name.clone(),
+    })
+    .context("cannot set up the portal's OpenID Connect client")?;
+    Ok(Some(std::sync::Arc::new(client)))
 }
 
 /// The client of the Teams backend at `backend_url`, when one is set.

@@ -37,6 +37,54 @@ pub struct Settings {
     pub saga: SagaSettings,
     /// The consent and civic-address sync (component `sync`).
     pub sync: SyncSettings,
+    /// The portal's sign-in with an OpenID Connect provider.
+    pub oidc: OidcSettings,
+}
+
+/// Sign-in to the portal with an OpenID Connect provider (Entra ID, Keycloak, …): the
+/// authorization code flow with PKCE. The access tokens it hands out are verified like any
+/// other, so `[jwt]` must name the same provider's keys.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The provider's issuer URL; its discovery document is at
+    /// `{issuer}/.well-known/openid-configuration`. Unset: no such sign-in.
+    pub issuer: Option<String>,
+    /// nmp's client id at the provider.
+    pub client_id: Option<String>,
+    /// nmp's client secret at the provider, for a confidential client.
+    pub client_secret: Option<String>,
+    /// Scopes asked for, space-separated; must get an access token for nmp with its roles.
+    pub scopes: String,
+    /// The provider's name on the sign-in button; the issuer's host without it.
+    pub name: Option<String>,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        OidcSettings {
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            scopes: "openid profile".to_string(),
+            name: None,
+        }
+    }
+}
+
+impl fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("scopes", &self.scopes)
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 /// The provisioning saga's settings.
@@ -139,6 +187,7 @@ impl Default for Settings {
             sim_addr: SocketAddr::from(([127, 0, 0, 1], 8090)),
             saga: SagaSettings::default(),
             sync: SyncSettings::default(),
+            oidc: OidcSettings::default(),
         }
     }
 }
@@ -157,6 +206,7 @@ impl fmt::Debug for Settings {
             .field("sim_addr", &self.sim_addr)
             .field("saga", &self.saga)
             .field("sync", &self.sync)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -385,6 +435,14 @@ impl Settings {
         if let Some(secs) = whole("NMP_SYNC_INTERVAL_SECS")? {
             settings.sync.interval_secs = secs;
         }
+        set(&mut settings.oidc.issuer, "NMP_OIDC_ISSUER");
+        set(&mut settings.oidc.client_id, "NMP_OIDC_CLIENT_ID");
+        set(&mut settings.oidc.client_secret, "NMP_OIDC_CLIENT_SECRET");
+        set(&mut settings.oidc.name, "NMP_OIDC_NAME");
+        if let Some(scopes) = env("NMP_OIDC_SCOPES").filter(|v| !v.trim().is_empty()) {
+            settings.oidc.scopes = scopes;
+        }
+        settings.oidc.check()?;
         if let Some(format) = env("NMP_LOG_FORMAT") {
             settings.log_format = match format.as_str() {
                 "text" => LogFormat::Text,
@@ -393,6 +451,35 @@ impl Settings {
             };
         }
         Ok(settings)
+    }
+}
+
+impl OidcSettings {
+    /// Refuses an issuer without a client id, one reached in the clear (but on this host), and
+    /// scopes without `openid`.
+    fn check(&self) -> anyhow::Result<()> {
+        let Some(issuer) = &self.issuer else {
+            return Ok(());
+        };
+        if self.client_id.as_deref().is_none_or(str::is_empty) {
+            anyhow::bail!(
+                "NMP_OIDC_ISSUER is set without NMP_OIDC_CLIENT_ID, nmp's client id there"
+            );
+        }
+        if !issuer.starts_with("https://") && !is_loopback_url(issuer) {
+            anyhow::bail!(
+                "NMP_OIDC_ISSUER '{}' must use https (plain http only to this host)",
+                redact_url(issuer)
+            );
+        }
+        if !self
+            .scopes
+            .split_whitespace()
+            .any(|scope| scope == "openid")
+        {
+            anyhow::bail!("NMP_OIDC_SCOPES '{}' must include openid", self.scopes);
+        }
+        Ok(())
     }
 }
 
@@ -708,6 +795,64 @@ mod tests {
                 "{good}"
             );
         }
+    }
+
+    #[test]
+    fn the_portal_signs_in_with_an_oidc_provider_when_told_which() {
+        let settings = Settings::load_from(None, env_of(&[])).unwrap();
+        assert_eq!(settings.oidc.issuer, None);
+        assert_eq!(settings.oidc.scopes, "openid profile");
+        let settings = Settings::load_from(
+            None,
+            env_of(&[
+                ("NMP_OIDC_ISSUER", "https://login.example/tenant/v2.0"),
+                ("NMP_OIDC_CLIENT_ID", "nmp-portal"),
+                ("NMP_OIDC_CLIENT_SECRET", "hunter6"),
+                ("NMP_OIDC_SCOPES", "openid api://nmp/.default"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.oidc.issuer.as_deref(),
+            Some("https://login.example/tenant/v2.0")
+        );
+        assert_eq!(settings.oidc.client_id.as_deref(), Some("nmp-portal"));
+        assert_eq!(settings.oidc.scopes, "openid api://nmp/.default");
+        assert!(!format!("{settings:?}").contains("hunter6"));
+        for (pairs, complaint) in [
+            (
+                vec![("NMP_OIDC_ISSUER", "https://login.example")],
+                "NMP_OIDC_CLIENT_ID",
+            ),
+            (
+                vec![
+                    ("NMP_OIDC_ISSUER", "http://login.example"),
+                    ("NMP_OIDC_CLIENT_ID", "nmp"),
+                ],
+                "https",
+            ),
+            (
+                vec![
+                    ("NMP_OIDC_ISSUER", "https://login.example"),
+                    ("NMP_OIDC_CLIENT_ID", "nmp"),
+                    ("NMP_OIDC_SCOPES", "profile"),
+                ],
+                "openid",
+            ),
+        ] {
+            let error = Settings::load_from(None, env_of(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(complaint), "{error}");
+        }
+        let local = Settings::load_from(
+            None,
+            env_of(&[
+                ("NMP_OIDC_ISSUER", "http://127.0.0.1:9000/realms/nmp"),
+                ("NMP_OIDC_CLIENT_ID", "nmp"),
+            ]),
+        );
+        assert!(local.is_ok());
     }
 
     #[test]

@@ -32,6 +32,8 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 
+pub use oidc::{OidcClient, OidcConfig};
+
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "nmp_portal";
 

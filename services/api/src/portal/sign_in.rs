@@ -22,7 +22,7 @@ pub(super) fn routes() -> axum::Router<AppState> {
 }
 
 async fn sign_in_page(State(state): State<AppState>) -> Response {
-    sign_in_html(state.development_secret.is_some(), None).into_response()
+    sign_in_html(&state, None).into_response()
 }
 
 #[derive(Deserialize)]
@@ -47,8 +47,8 @@ async fn sign_in(
         Ok(_) | Err(_) => (
             StatusCode::BAD_REQUEST,
             sign_in_html(
-                state.development_secret.is_some(),
-                Some("This token is not valid here: it may have expired, or come from another issuer. Get a fresh one and paste it whole."),
+                &state,
+                Some(SignInTrouble::Token("This token is not valid here: it may have expired, or come from another issuer. Get a fresh one and paste it whole.")),
             ),
         )
             .into_response(),
@@ -75,7 +75,12 @@ async fn development_sign_in(
     let Some(role) = auth::Role::parse(&form.role) else {
         return (
             StatusCode::BAD_REQUEST,
-            sign_in_html(true, Some("Choose one of the roles offered.")),
+            sign_in_html(
+                &state,
+                Some(SignInTrouble::Development(
+                    "Choose one of the roles offered.",
+                )),
+            ),
         )
             .into_response();
     };
@@ -125,12 +130,45 @@ const ROLES: &[(&str, &str)] = &[
     ("ProvisioningAPI.AdminUser", "Administrator"),
 ];
 
-fn sign_in_html(development: bool, error: Option<&str>) -> Markup {
+/// What went wrong with a sign-in, said beside the way of signing in it concerns.
+pub(super) enum SignInTrouble<'a> {
+    /// With the identity provider (OpenID Connect).
+    Provider(&'a str),
+    /// With a pasted token.
+    Token(&'a str),
+    /// With the development sign-in.
+    Development(&'a str),
+}
+
+/// The sign-in page: the identity provider's button when one is configured, the pasted token,
+/// and on loopback with the development secret the development sign-in.
+pub(super) fn sign_in_html(state: &AppState, trouble: Option<SignInTrouble<'_>>) -> Markup {
+    let development = state.development_secret.is_some();
+    let provider = state.oidc.as_ref().map(|oidc| oidc.name());
+    let (provider_error, token_error, development_error) = match trouble {
+        Some(SignInTrouble::Provider(error)) => (Some(error), None, None),
+        Some(SignInTrouble::Token(error)) => (None, Some(error), None),
+        Some(SignInTrouble::Development(error)) => (None, None, Some(error)),
+        None => (None, None, None),
+    };
     page(
         "Sign in",
         None,
         html! {
             h1 { "Sign in to the Number Management Portal" }
+            @if let Some(provider) = &provider {
+                div.stack.provider {
+                    a.button href="/portal/sign-in/oidc" aria-describedby="provider-error" {
+                        "Sign in with " (provider)
+                    }
+                    @if let Some(error) = provider_error {
+                        p.error id="provider-error" role="alert" { (error) }
+                    }
+                }
+                h2 { "Or paste a token" }
+            } @else if let Some(error) = provider_error {
+                p.error role="alert" { (error) }
+            }
             form.stack method="post" action="/portal/sign-in" {
                 label for="token" { "Bearer token" }
                 textarea id="token" name="token" rows="5" required
@@ -138,7 +176,7 @@ fn sign_in_html(development: bool, error: Option<&str>) -> Markup {
                 p.hint id="token-hint" {
                     "Paste an access token for nmp (ProvisioningAPI roles) from your identity provider."
                 }
-                @if let Some(error) = error {
+                @if let Some(error) = token_error {
                     p.error id="token-error" role="alert" { (error) }
                 }
                 button type="submit" { "Sign in" }
@@ -147,12 +185,15 @@ fn sign_in_html(development: bool, error: Option<&str>) -> Markup {
                 h2 { "Development sign-in" }
                 form.stack method="post" action="/portal/sign-in/development" {
                     label for="role" { "Sign in with the role" }
-                    select id="role" name="role" {
+                    select id="role" name="role" aria-describedby="role-error" {
                         @for (value, name) in ROLES {
                             option value=(value) { (name) }
                         }
                     }
                     p.hint { "Offered only by nmp on loopback with its development secret." }
+                    @if let Some(error) = development_error {
+                        p.error id="role-error" role="alert" { (error) }
+                    }
                     button.quiet type="submit" { "Sign in for development" }
                 }
             }
