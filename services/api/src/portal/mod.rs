@@ -50,6 +50,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("static/portal.js"),
     ),
+    (
+        "upload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/upload.js"),
+    ),
 ];
 
 /// The portal's routes, with its security headers. Each part of the portal brings its own.
