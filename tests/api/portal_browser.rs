@@ -1,1 +1,359 @@
-//! (filled in by the portal's work in progress)
+//! The portal in headless Chromium, as operator staff use it: signing in by pasting a token,
+//! the home page, the accounts and an account, answering a consent (the error next to the reason
+//! when declining without one, then the answer recorded), retrying a provisioning failure the
+//! backend simulator refused, and a Read-only user who sees no write forms and is refused when
+//! forcing one. Every page is checked with axe-core and photographed at 1280x800 and 390x844
+//! (`target/screenshots/`).
+
+use std::time::Duration;
+
+use auth::Role;
+use tests::browser::Browser;
+use tests::portal::portal_app;
+use tests::projections::{ReadSide, wait_until_projected};
+use tests::saga::{SagaSide, accepted_number_body};
+use tests::{TENANT, account_body, number_body};
+
+/// The forms of the page shown that would change something, as HTML (empty when none).
+async fn write_forms(browser: &Browser) -> String {
+    browser
+        .execute(
+            "return [...document.querySelectorAll(arguments[0])].map(f => f.outerHTML).join('\\n')",
+            serde_json::json!([WRITE_FORMS]),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The forms on the page that would change something (the sign-out form in the header aside).
+const WRITE_FORMS: &str = r#"main form[method="post"]"#;
+
+#[tokio::test]
+async fn staff_sign_in_by_pasting_a_token_and_see_what_needs_attention() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.record_consent(TENANT).await;
+    wait_until_projected(&app, WAIT).await;
+    let browser = Browser::start().await;
+
+    // Without a session, the portal sends the browser to its sign-in page.
+    browser.open(&app, "/portal/accounts").await;
+    let url = browser.url().await;
+    assert!(url.contains("/portal/sign-in"), "{url}");
+    assert_eq!(
+        browser.text("label[for=token]").await,
+        "Bearer token",
+        "the token's field has its label"
+    );
+    browser.check_page("sign-in").await;
+
+    // A token that is not one is refused next to the field, in words.
+    browser.fill("#token", "not-a-token").await;
+    browser
+        .click(r#"form[action="/portal/sign-in"] button[type=submit]"#)
+        .await;
+    assert_eq!(browser.status().await, 400);
+    let error = browser.text("#token-error").await;
+    assert!(error.contains("This token is not valid here"), "{error}");
+    assert!(
+        browser
+            .attribute("#token", "aria-describedby")
+            .await
+            .unwrap_or_default()
+            .contains("token-error"),
+        "the field names its error"
+    );
+    browser.check_page("sign-in-refused").await;
+
+    browser.sign_in(&app, Role::ReadUser).await;
+    assert!(browser.url().await.ends_with("/portal"));
+    let home = browser.text("main").await;
+    for text in [
+        "What needs attention",
+        "Consents waiting for an answer",
+        "Provisioning failures",
+    ] {
+        assert!(home.contains(text), "{text} in {home}");
+    }
+    browser.check_page("home").await;
+
+    // The header's links lead to each part; signing out ends the session.
+    browser
+        .click(r#"nav[aria-label=Main] a[href="/portal/consents"]"#)
+        .await;
+    assert_eq!(browser.text("h1").await, "Consents");
+    browser
+        .click(r#"form[action="/portal/sign-out"] button"#)
+        .await;
+    let url = browser.url().await;
+    assert!(url.contains("/portal/sign-in"), "{url}");
+    browser.open(&app, "/portal").await;
+    assert!(
+        browser.url().await.contains("/portal/sign-in"),
+        "signed out, the home page asks to sign in again"
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn staff_find_an_account_and_its_numbers() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    for name in ["contoso", "fabrikam"] {
+        assert!(app.put_account(name, &account_body(name)).await.status < 300);
+    }
+    for number in ["+15105850321", "+15105850322"] {
+        let put = app
+            .put_number("contoso", number, &number_body("contoso", number))
+            .await;
+        assert!(put.status < 300, "{put:?}");
+    }
+    wait_until_projected(&app, WAIT).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, Role::WriteUser).await;
+
+    browser
+        .click(r#"nav[aria-label=Main] a[href="/portal/accounts"]"#)
+        .await;
+    assert!(browser.url().await.ends_with("/portal/accounts"));
+    let list = browser.text("main").await;
+    assert!(list.contains("2 accounts in all"), "{list}");
+    assert!(list.contains("fabrikam"), "{list}");
+    browser.check_page("accounts").await;
+
+    browser
+        .click(r#"main a[href="/portal/accounts/contoso"]"#)
+        .await;
+    assert_eq!(browser.text("h1").await, "Account contoso");
+    let page = browser.text("main").await;
+    for text in ["+15105850321", "+15105850322", "teamsOperatorConnect"] {
+        assert!(page.contains(text), "{text} in {page}");
+    }
+    browser.check_page("account").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn staff_answer_a_consent_and_a_missing_reason_is_said_next_to_its_field() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.record_consent(TENANT).await;
+    wait_until_projected(&app, WAIT).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, Role::WriteUser).await;
+
+    browser
+        .click(r#"nav[aria-label=Main] a[href="/portal/consents"]"#)
+        .await;
+    let list = browser.text("main").await;
+    assert!(list.contains("1 consent in all"), "{list}");
+    assert!(list.contains("Waiting for an answer"), "{list}");
+    browser.check_page("consents").await;
+
+    browser
+        .click(&format!(r#"main a[href="/portal/consents/{TENANT}"]"#))
+        .await;
+    assert_eq!(browser.text("h1").await, "Consent from Contoso");
+    browser.check_page("consent").await;
+
+    // Declining without a reason: refused, the error next to the comment, nothing recorded.
+    browser.choose("#status", "ConsentDeclined").await;
+    browser.fill("#comment", "").await;
+    browser.click(r#"main form button[type=submit]"#).await;
+    assert_eq!(browser.status().await, 400);
+    let error = browser.text("#comment-error").await;
+    assert!(!error.is_empty(), "the error says what is missing");
+    assert_eq!(
+        browser.attribute("#comment-error", "role").await.as_deref(),
+        Some("alert")
+    );
+    assert!(
+        browser
+            .attribute("#comment", "aria-describedby")
+            .await
+            .unwrap_or_default()
+            .contains("comment-error")
+    );
+    let chosen = browser
+        .execute(
+            "return document.querySelector('#status').value",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(chosen, "ConsentDeclined", "what was chosen stays chosen");
+    browser.check_page("consent-refused").await;
+    let stored = app.get_consent(TENANT).await;
+    assert!(stored.body["customerRelationship"].is_null(), "{stored:?}");
+
+    // With a reason it is recorded, and the page says so.
+    browser
+        .fill("#comment", "The customer chose another operator")
+        .await;
+    browser.click(r#"main form button[type=submit]"#).await;
+    let url = browser.url().await;
+    assert!(
+        url.ends_with("?saved=1"),
+        "{url}: {}",
+        browser.text("main").await
+    );
+    let notice = browser.text("p.notice").await;
+    assert!(notice.contains("Your answer is recorded"), "{notice}");
+    browser.check_page("consent-recorded").await;
+    let stored = app.get_consent(TENANT).await;
+    assert_eq!(
+        stored.body["customerRelationship"]["status"],
+        "ConsentDeclined"
+    );
+    assert_eq!(
+        stored.body["customerRelationship"]["comment"],
+        "The customer chose another operator"
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn staff_see_why_the_backend_refused_a_number_and_retry_it_from_the_failures_page() {
+    let app = portal_app().await;
+    let read = ReadSide::start(&app).await;
+    let saga = SagaSide::start(&app, &read.stream).await;
+    saga.consent(TENANT, &["US"]).await;
+    let number = "+15105850041";
+    // An account without a Teams tenant: the backend refuses its number.
+    let body = tests::account_body_without_tenant("contoso");
+    assert_eq!(app.put_account("contoso", &body).await.status, 201);
+    app.put_number("contoso", number, &accepted_number_body("contoso", number))
+        .await;
+    app.wait_for_number_status("contoso", number, "failed", WAIT)
+        .await;
+    wait_until_projected(&app, WAIT).await;
+    let retry = format!(r#"button[aria-label="Retry number {number}"]"#);
+
+    // A reader sees the failure and why, without a retry.
+    let reader = Browser::start().await;
+    reader.sign_in(&app, Role::ReadUser).await;
+    reader
+        .click(r#"nav[aria-label=Main] a[href="/portal/failures"]"#)
+        .await;
+    let seen = reader.text("main").await;
+    assert!(seen.contains(&format!("number {number}")), "{seen}");
+    assert!(seen.contains("TeamsTenantIdRequired"), "{seen}");
+    assert_eq!(reader.count(&retry).await, 0, "a reader has no retry");
+    let forms = write_forms(&reader).await;
+    assert!(forms.is_empty(), "{forms}");
+    reader.check_page("failures-read-only").await;
+    reader.close().await;
+
+    // The tenant is set; a writer retries from the page and the number goes through.
+    assert_eq!(
+        app.put_account("contoso", &account_body("contoso"))
+            .await
+            .status,
+        200
+    );
+    let writer = Browser::start().await;
+    writer.sign_in(&app, Role::WriteUser).await;
+    writer.open(&app, "/portal/failures").await;
+    writer.check_page("failures").await;
+    writer.click(&retry).await;
+    assert!(writer.url().await.ends_with("/portal/failures?retried=1"));
+    let notice = writer.text("p.notice").await;
+    assert!(notice.contains("Pushed again"), "{notice}");
+    app.wait_for_number_status("contoso", number, "synced", WAIT)
+        .await;
+    wait_until_projected(&app, WAIT).await;
+    writer.open(&app, "/portal/failures").await;
+    writer
+        .wait_for_text("main", "Nothing has failed", WAIT)
+        .await;
+    writer.open(&app, "/portal/accounts/contoso").await;
+    let account = writer.text("main").await;
+    assert!(account.contains(number), "{account}");
+    assert!(!account.contains("TeamsTenantIdRequired"), "{account}");
+    writer.close().await;
+}
+
+#[tokio::test]
+async fn a_read_only_user_sees_no_write_forms_and_is_refused_when_forcing_one() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.record_consent(TENANT).await;
+    assert!(
+        app.put_account("contoso", &account_body("contoso"))
+            .await
+            .status
+            < 300
+    );
+    wait_until_projected(&app, WAIT).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, Role::ReadUser).await;
+
+    for (path, name) in [
+        ("/portal", "home-read-only"),
+        ("/portal/accounts", "accounts-read-only"),
+        ("/portal/accounts/contoso", "account-read-only"),
+        ("/portal/consents", "consents-read-only"),
+        (
+            &format!("/portal/consents/{TENANT}") as &str,
+            "consent-read-only",
+        ),
+        ("/portal/failures", "failures-empty-read-only"),
+    ] {
+        browser.open(&app, path).await;
+        assert_eq!(browser.status().await, 200, "{path}");
+        let forms = write_forms(&browser).await;
+        assert!(
+            forms.is_empty(),
+            "a Read-only user is offered no form that writes on {path}: {forms}"
+        );
+        browser.check_page(name).await;
+    }
+    browser
+        .open(&app, &format!("/portal/consents/{TENANT}"))
+        .await;
+    let said = browser.text("main").await;
+    assert!(
+        said.contains("answering them needs a role that may write"),
+        "{said}"
+    );
+
+    // Forcing the answer with a form of their own, with the session's real form token: refused.
+    let csrf = browser
+        .attribute(r#"header input[name=csrf]"#, "value")
+        .await
+        .expect("the session's form token");
+    browser
+        .post_form(
+            &format!("/portal/consents/{TENANT}"),
+            &[
+                ("csrf", &csrf),
+                ("status", "ConsentAcknowledged"),
+                ("comment", "forced"),
+            ],
+        )
+        .await;
+    assert_eq!(browser.status().await, 403);
+    assert_eq!(browser.text("h1").await, "Something went wrong");
+    let refusal = browser.text("p.error[role=alert]").await;
+    assert!(!refusal.is_empty());
+    browser.check_page("refused").await;
+    let stored = app.get_consent(TENANT).await;
+    assert!(
+        stored.body["customerRelationship"].is_null(),
+        "nothing was recorded: {stored:?}"
+    );
+
+    // A retry forced the same way is refused too.
+    browser.open(&app, "/portal/failures").await;
+    browser
+        .post_form(
+            "/portal/failures/retry",
+            &[("csrf", &csrf), ("kind", "account"), ("id", "contoso")],
+        )
+        .await;
+    assert_eq!(browser.status().await, 403);
+    browser.close().await;
+}

@@ -10,6 +10,7 @@
 //! relay, [`projections::ReadSide`] for the projector, `nats_api::start` for the NATS API,
 //! [`spawn_app_with`] for a feed and [`spawn_app_with_backend`] for a backend.
 
+pub mod browser;
 pub mod nats;
 pub mod oidc_provider;
 pub mod portal;

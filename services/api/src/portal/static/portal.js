@@ -64,3 +64,17 @@
     source.close();
   });
 })();
+
+// A table wider than the screen (on a phone) scrolls inside itself: it then takes the keyboard's
+// focus, so that it can be scrolled with the arrow keys too.
+(function () {
+  "use strict";
+  function scrollable() {
+    Array.prototype.forEach.call(document.querySelectorAll("table"), function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) table.setAttribute("tabindex", "0");
+      else if (table.getAttribute("tabindex") === "0") table.removeAttribute("tabindex");
+    });
+  }
+  scrollable();
+  window.addEventListener("resize", scrollable);
+})();
