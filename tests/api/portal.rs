@@ -234,7 +234,11 @@ async fn the_accounts_page_lists_accounts_with_their_numbers_fifty_to_a_page() {
         "the counts of acct-00's numbers: {first}"
     );
     assert_eq!(first.matches("teamsOperatorConnect 2").count(), 1);
-    assert!(first.contains("<td>pending</td>") || first.contains("<td>synced</td>"));
+    assert!(
+        first.contains(r#"data-live="account:acct-00" aria-live="polite">pending<"#)
+            || first.contains(r#"data-live="account:acct-00" aria-live="polite">synced<"#),
+        "each account's sync state, live: {first}"
+    );
 
     let next = first
         .split(r#"<a href=""#)
