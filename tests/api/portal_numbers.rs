@@ -996,3 +996,183 @@ async fn a_read_only_user_sees_no_write_actions_and_is_refused_when_forcing_one(
     assert_eq!(status, 403);
     assert_eq!(app.get_number("contoso", "+15105850001").await.status, 200);
 }
+
+/// A CSV file of `rows` Operator Connect numbers for calling users at `addr-1`, three of them
+/// bad (rows 2, 3 and 4), written to a file of the test's own.
+fn csv_file(rows: u32) -> std::path::PathBuf {
+    let mut csv = String::from(
+        "telephoneNumber,serviceDetails_teamsOperatorConnect_enabled,\
+         serviceDetails_teamsOperatorConnect_configuration_usage,\
+         serviceDetails_teamsOperatorConnect_configuration_choosableCapabilities,\
+         serviceDetails_teamsOperatorConnect_configuration_civicAddressId\n",
+    );
+    for row in 1..=rows {
+        let line = match row {
+            2 => "12065550002,true,CallingUserAssignment,InboundCalling,addr-1".to_string(),
+            3 => format!("+1206555{row:04},true,Nonsense,InboundCalling,addr-1"),
+            4 => format!("+1206555{row:04},true,CallingUserAssignment,InboundCalling,"),
+            _ => format!("+1206555{row:04},true,CallingUserAssignment,InboundCalling,addr-1"),
+        };
+        csv.push_str(&line);
+        csv.push('\n');
+    }
+    let path = std::env::temp_dir().join(format!("nmp-upload-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(&path, csv).expect("the CSV file is written");
+    path
+}
+
+#[tokio::test]
+async fn in_a_browser_staff_upload_a_file_with_bad_rows_see_the_preview_and_watch_the_import() {
+    use tests::browser::Browser;
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    app.record_civic_address(TENANT, "addr-1", "Redmond").await;
+    add_numbers(
+        &app,
+        "contoso",
+        vec![addressed_number(
+            "contoso",
+            "+15105850001",
+            "contoso-gw",
+            "addr-1",
+        )],
+    )
+    .await;
+    wait_until_projected(&app, SETTLE).await;
+    let file = csv_file(400);
+    let browser = Browser::start().await;
+    browser.sign_in(&app, Role::AdminUser).await;
+
+    // The lists.
+    browser.open(&app, "/portal/numbers").await;
+    assert_eq!(browser.status().await, 200);
+    browser.check_page("numbers-all").await;
+    browser.open(&app, "/portal/accounts/contoso/numbers").await;
+    browser.check_page("numbers-account").await;
+
+    // Adding by hand: the rule beside the address picker, before and after sending.
+    browser
+        .click(r#"a[href="/portal/accounts/contoso/numbers/new"]"#)
+        .await;
+    assert!(
+        browser
+            .text("#place-hint")
+            .await
+            .contains("needs a civic address")
+    );
+    browser.check_page("numbers-new").await;
+    browser.fill("#numbers", "+15105850002\n+15105850003").await;
+    browser.choose("#usage", "CallingUserAssignment").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    assert_eq!(browser.status().await, 400);
+    assert!(
+        browser
+            .text("#place-error")
+            .await
+            .starts_with("A number for calling users needs a civic address or location.")
+    );
+    browser.check_page("numbers-new-error").await;
+    browser.choose("#place", "l:addr-1-floor-1").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text("main", "2 numbers added", Duration::from_secs(10))
+        .await;
+
+    // Upload: the preview names the bad rows; nothing is written yet.
+    browser
+        .open(&app, "/portal/accounts/contoso/uploads/new")
+        .await;
+    browser.check_page("numbers-upload").await;
+    browser.upload("#file", &file).await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    let heading = browser
+        .wait_for_text("h1", "Check the upload", Duration::from_secs(20))
+        .await;
+    assert_eq!(heading, "Check the upload to contoso");
+    let table = browser.text("table.rows").await;
+    for expected in [
+        "2 telephoneNumber InvalidTelephoneNumber",
+        "3 serviceDetails_teamsOperatorConnect_configuration_usage InvalidUsage",
+        "4 serviceDetails_teamsOperatorConnect_configuration_civicAddressId CivicAddressRequired",
+    ] {
+        assert!(table.contains(expected), "{expected} in {table}");
+    }
+    assert!(browser.text("main").await.contains("397 rows can go in"));
+    browser.check_page("numbers-upload-preview").await;
+    let events = app.event_count().await;
+
+    // Import, with the event store held for a moment so that the progress page is seen; it
+    // then shows the result by itself.
+    let mut hold = app.pool.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .expect("the event store is held");
+    browser.click(r#"main form button[type="submit"]"#).await;
+    let status = browser
+        .wait_for_text("#import-status", "rows done", Duration::from_secs(10))
+        .await;
+    assert!(status.ends_with("of 400 rows done"), "{status}");
+    assert_eq!(browser.text("h1").await, "Importing into contoso");
+    browser.check_page("numbers-upload-progress").await;
+    assert_eq!(app.event_count().await, events, "held: nothing written yet");
+    hold.rollback().await.expect("released");
+    browser
+        .wait_for_text("h1", "Import into contoso done", Duration::from_secs(60))
+        .await;
+    assert!(
+        browser
+            .text("main")
+            .await
+            .contains("397 numbers created, 0 updated, 3 refused.")
+    );
+    browser.check_page("numbers-upload-result").await;
+    let _ = std::fs::remove_file(&file);
+
+    // A number: its page, a SIP header reviewed, then uploaded.
+    browser
+        .open(&app, "/portal/accounts/contoso/numbers/%2B15105850001")
+        .await;
+    browser.check_page("numbers-number").await;
+    browser.fill("#sip", "fabrikam-sbc").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text("h1", "Review the change", Duration::from_secs(10))
+        .await;
+    browser.check_page("numbers-number-review").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text(
+            "main",
+            "The custom SIP header is recorded",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        app.get_number("contoso", "+15105850001").await.body["configuration"]["customSipHeader"],
+        "fabrikam-sbc"
+    );
+
+    // Deleting: tick two numbers, confirm.
+    wait_until_projected(&app, SETTLE).await;
+    browser.open(&app, "/portal/accounts/contoso/numbers").await;
+    browser.click("#pick-0").await;
+    browser.click("#pick-1").await;
+    browser
+        .click(r#"main form[action$="/delete"] button[type="submit"]"#)
+        .await;
+    browser
+        .wait_for_text(
+            "h1",
+            "Delete 2 numbers of contoso?",
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.check_page("numbers-delete-confirm").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text("main", "2 numbers being deleted", Duration::from_secs(10))
+        .await;
+    browser.close().await;
+}

@@ -548,7 +548,7 @@ fn preview_html(session: &Session, upload: &Upload, base: &str, checked: &[Check
             }
             p { a href={ (base) "/check.csv" } download { "Download every row's check as CSV" } }
             @if good > 0 && may_write {
-                form method="post" action=(base) {
+                form.import method="post" action=(base) {
                     input type="hidden" name="csrf" value=(session.csrf);
                     button type="submit" { "Import " (plural(good, "row")) }
                 }
