@@ -134,7 +134,10 @@ async fn lists_of_one_account_and_of_all_are_filtered_and_paged_keeping_the_filt
     .await;
     assert_eq!(status, 200);
     assert_eq!(rows(&all), 50);
-    assert!(all.contains("63 numbers in all match this filter"));
+    assert!(
+        !all.contains("in all"),
+        "every account's numbers are not counted (it would read them all)"
+    );
     let next = next_link(&all).expect("a next page");
     assert!(
         next.starts_with("/portal/numbers?service=teamsOperatorConnect&after="),
@@ -156,7 +159,7 @@ async fn lists_of_one_account_and_of_all_are_filtered_and_paged_keeping_the_filt
     .await;
     assert_eq!(status, 200);
     assert_eq!(rows(&injected), 0);
-    assert!(injected.contains("0 numbers in all match this filter"));
+    assert!(injected.contains("No number matches this filter"));
     let (status, _) = page_of(&app, &session, "/portal/accounts/nobody/numbers").await;
     assert_eq!(status, 404);
 }
