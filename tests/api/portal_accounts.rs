@@ -3,7 +3,8 @@
 //! nothing written on bad input), deleting one with or without its numbers after confirming,
 //! answering a consent with a ticket, creating an account from a consent, the civic addresses
 //! of an account, and a Read-only user who sees no write actions and is refused when forcing
-//! each form.
+//! each form; then, in headless Chromium, creating an account from a consent, editing it and
+//! answering the consent, every page checked with axe-core and photographed.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use chrono::Utc;
 use domain::{ConsentReport, ConsentStatus, Contact, CountryCode, Identifier, TenantId};
 use serde_json::{Value, json};
 use store::EventMetadata;
+use tests::browser::Browser;
 use tests::portal::{form_token, page_of, portal_app, post_form, signed_in};
 use tests::projections::{ReadSide, wait_until_projected};
 use tests::{TENANT, TestApp, account_body, number_body};
@@ -971,4 +973,169 @@ async fn an_accounts_civic_addresses_are_listed_with_their_locations_and_elins()
     assert!(bare.contains("has no Teams tenant yet"), "{bare}");
     let (status, _) = page_of(&app, &reader, "/portal/accounts/nobody/addresses").await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn in_a_browser_staff_create_an_account_from_a_consent_edit_it_and_answer_the_consent() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.record_consent(TENANT).await;
+    record_consent(
+        &app,
+        &tenant(7),
+        ConsentStatus::Active,
+        &["GB"],
+        "Northwind",
+    )
+    .await;
+    app.record_civic_address(TENANT, "addr-1", "Redmond").await;
+    wait_until_projected(&app, WAIT).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, Role::AdminUser).await;
+
+    // The consents, filtered by country through the form.
+    browser.open(&app, "/portal/consents").await;
+    assert!(browser.text("main").await.contains("2 consents in all"));
+    browser.check_page("consents-filters").await;
+    browser.fill("#filter-country", "us").await;
+    browser.click(r#"form.filters button[type="submit"]"#).await;
+    let main = browser.text("main").await;
+    assert!(main.contains("1 matching consent in all"), "{main}");
+    assert!(!main.contains("Northwind"), "{main}");
+    browser.check_page("consents-filtered").await;
+    browser
+        .click(&format!(r#"main a[href="/portal/consents/{TENANT}"]"#))
+        .await;
+    assert_eq!(browser.text("h1").await, "Consent from Contoso");
+    browser.check_page("consent-with-actions").await;
+
+    // An account for the consent's tenant, its tenant filled in; a Direct Routing token left
+    // out is said beside its field.
+    browser
+        .click(&format!(r#"a[href="/portal/new-account?tenant={TENANT}"]"#))
+        .await;
+    assert_eq!(browser.text("h1").await, "Create an account");
+    assert_eq!(
+        browser.attribute("#tenant", "value").await.as_deref(),
+        Some(TENANT)
+    );
+    browser.check_page("account-create").await;
+    browser.fill("#name", "contoso").await;
+    browser.click("#teamsOperatorConnect").await;
+    browser.click("#teamsDirectRouting").await;
+    browser.fill("#subdomain", "contoso").await;
+    browser.fill("#region1", "token-1").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    assert_eq!(browser.status().await, 400);
+    let error = browser.text("#region2-error").await;
+    assert!(error.contains("subdomain token"), "{error}");
+    assert!(
+        browser
+            .attribute("#region2", "aria-describedby")
+            .await
+            .unwrap_or_default()
+            .contains("region2-error")
+    );
+    assert_eq!(
+        browser.attribute("#subdomain", "value").await.as_deref(),
+        Some("contoso"),
+        "what was typed stays"
+    );
+    browser.check_page("account-create-refused").await;
+    assert_eq!(app.get_account("contoso").await.status, 404);
+    browser.fill("#region2", "token-2").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text("main", "The account is saved", WAIT)
+        .await;
+    browser.check_page("account-saved").await;
+    let stored = app.get_account("contoso").await;
+    assert_eq!(stored.body["serviceDetails"]["teamsTenantId"], TENANT);
+    assert_eq!(
+        stored.body["serviceDetails"]["teamsDirectRouting"]["configuration"]["subdomainTokens"]["region2Token"],
+        "token-2"
+    );
+
+    // Edited: Teams Phone Mobile switched on, without flow-through.
+    browser
+        .click(r#"a[href="/portal/accounts/contoso/edit"]"#)
+        .await;
+    assert_eq!(browser.text("h1").await, "Edit account contoso");
+    browser.check_page("account-edit").await;
+    browser.click("#teamsPhoneMobile").await;
+    browser.click("#teamsPhoneMobile-sync").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text("main", "The account is saved", WAIT)
+        .await;
+    let edited = app.get_account("contoso").await;
+    assert_eq!(
+        edited.body["serviceDetails"]["teamsPhoneMobile"]["enabled"],
+        true
+    );
+    assert_eq!(
+        edited.body["serviceDetails"]["teamsPhoneMobile"]["syncEnabled"],
+        false
+    );
+
+    // Its civic addresses, and one with its locations.
+    browser
+        .click(r#"a[href="/portal/accounts/contoso/addresses"]"#)
+        .await;
+    assert!(browser.text("main").await.contains("Redmond"));
+    browser.check_page("civic-addresses").await;
+    browser
+        .click(r#"a[href="/portal/accounts/contoso/addresses/addr-1"]"#)
+        .await;
+    assert!(browser.text("main").await.contains("ELIN-1"));
+    browser.check_page("civic-address").await;
+
+    // Deleting asks first; keeping the account leaves it as it is.
+    browser.open(&app, "/portal/accounts/contoso").await;
+    browser
+        .click(r#"a[href="/portal/accounts/contoso/delete"]"#)
+        .await;
+    assert_eq!(browser.text("h1").await, "Delete account contoso?");
+    browser.check_page("account-delete").await;
+    browser
+        .click(r#"main p a[href="/portal/accounts/contoso"]"#)
+        .await;
+    assert_eq!(browser.text("h1").await, "Account contoso");
+    assert_eq!(app.get_account("contoso").await.status, 200);
+
+    // The consent now names its account; declining it without a reason is said beside the
+    // comment, then answered with a reason and a ticket.
+    browser
+        .open(&app, &format!("/portal/consents/{TENANT}"))
+        .await;
+    assert!(browser.text("main").await.contains("contoso"));
+    browser.choose("#status", "ConsentDeclined").await;
+    browser.fill("#ticket", "CHG-77").await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    assert_eq!(browser.status().await, 400);
+    let error = browser.text("#comment-error").await;
+    assert!(error.contains("needs a reason"), "{error}");
+    browser.check_page("consent-answer-refused").await;
+    browser
+        .fill("#comment", "The customer chose another operator")
+        .await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text("main", "Your answer is recorded", WAIT)
+        .await;
+    let consent = app.get_consent(TENANT).await;
+    assert_eq!(
+        consent.body["customerRelationship"]["status"],
+        "ConsentDeclined"
+    );
+    assert!(browser.text("main").await.contains("ticket CHG-77"));
+
+    // The accounts, filtered by the start of a name.
+    browser.open(&app, "/portal/accounts").await;
+    browser.fill("#filter-name", "CON").await;
+    browser.click(r#"form.filters button[type="submit"]"#).await;
+    let main = browser.text("main").await;
+    assert!(main.contains("1 matching account in all"), "{main}");
+    browser.check_page("accounts-filtered").await;
+    browser.close().await;
 }

@@ -522,7 +522,9 @@ impl AccountForm {
             enabled: enabled_services(services),
             syncing: Service::ALL
                 .into_iter()
-                .filter(|s| syncable(*s) && sync_switch(services, *s))
+                // A service the account never had starts with its changes flowing through,
+                // as on a new account.
+                .filter(|s| syncable(*s) && switches(services, *s).is_none_or(|(_, sync)| sync))
                 .collect(),
             call_screening: configuration.is_some_and(|c| c.call_screening),
             subdomain: configuration.map_or(String::new(), |c| c.subdomain.to_string()),
@@ -564,18 +566,7 @@ impl AccountForm {
     /// in the body, disabled; one it never had is left out.
     fn resource(&self, before: Option<&AccountState>) -> AccountResource {
         let had = |service: Service| {
-            before.is_some_and(|account| {
-                let services = &account.services;
-                match service {
-                    Service::TeamsOperatorConnect => services.teams_operator_connect.is_some(),
-                    Service::TeamsPhoneMobile => services.teams_phone_mobile.is_some(),
-                    Service::TeamsDirectRouting => services.teams_direct_routing.is_some(),
-                    Service::ZoomPhoneCloudPeering => services.zoom_phone_cloud_peering.is_some(),
-                    Service::AzureOperatorCallProtection => {
-                        services.azure_operator_call_protection.is_some()
-                    }
-                }
-            })
+            before.is_some_and(|account| switches(&account.services, service).is_some())
         };
         let enabled = |service: Service| self.enabled.contains(&service);
         let wanted = |service: Service| enabled(service) || had(service);
@@ -628,21 +619,26 @@ impl AccountForm {
     }
 }
 
-/// Whether a service's "sync with backend service" switch is on, enabled or not.
-fn sync_switch(services: &AccountServices, service: Service) -> bool {
+/// A service's switches on an account (enabled, sync with backend service): None when the
+/// account never had the service.
+fn switches(services: &AccountServices, service: Service) -> Option<(bool, bool)> {
     match service {
         Service::TeamsOperatorConnect => services
             .teams_operator_connect
-            .is_some_and(|s| s.sync_enabled),
-        Service::TeamsPhoneMobile => services.teams_phone_mobile.is_some_and(|s| s.sync_enabled),
+            .map(|s| (s.enabled, s.sync_enabled)),
+        Service::TeamsPhoneMobile => services
+            .teams_phone_mobile
+            .map(|s| (s.enabled, s.sync_enabled)),
         Service::TeamsDirectRouting => services
             .teams_direct_routing
             .as_ref()
-            .is_some_and(|s| s.sync_enabled),
+            .map(|s| (s.enabled, s.sync_enabled)),
         Service::ZoomPhoneCloudPeering => services
             .zoom_phone_cloud_peering
-            .is_some_and(|s| s.sync_enabled),
-        Service::AzureOperatorCallProtection => false,
+            .map(|s| (s.enabled, s.sync_enabled)),
+        Service::AzureOperatorCallProtection => services
+            .azure_operator_call_protection
+            .map(|s| (s.enabled, false)),
     }
 }
 
