@@ -1289,6 +1289,8 @@ fn number_html(session: &Session, number: &NumberState, sip: &SipForm<'_>) -> Ma
                 } @else {
                     p.hint { "A custom SIP header is not allowed on Teams Phone Mobile or Azure Operator Call Protection numbers." }
                 }
+            } @else if !session.principal.allows(auth::Permission::Write) {
+                p.hint { "Your role may read numbers; changing them needs a role that may write." }
             }
         },
     )
@@ -1523,7 +1525,7 @@ fn delete_html(session: &Session, account: &str, numbers: &[&str], error: Option
                         @for number in numbers {
                             input type="hidden" name="number" value=(number);
                         }
-                        button type="submit" { "Delete these numbers" }
+                        button.danger type="submit" { "Delete these numbers" }
                     }
                 }
             }
