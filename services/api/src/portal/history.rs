@@ -309,6 +309,17 @@ fn text_of<'a>(value: &'a Value, name: &str) -> Option<&'a str> {
     value.get(name).and_then(Value::as_str)
 }
 
+/// An event's payload without the wrapper naming its type (`{"NumberAdded": {...}}`), which
+/// the row says already.
+fn payload_of(event: &AuditEvent) -> &Value {
+    match event.payload.as_object() {
+        Some(fields) if fields.len() == 1 => {
+            fields.get(&event.event_type).unwrap_or(&event.payload)
+        }
+        _ => &event.payload,
+    }
+}
+
 fn history_html(session: &Session, view: &View<'_>) -> Markup {
     let kind = view.kind;
     let id = view.id;
@@ -400,7 +411,7 @@ fn history_html(session: &Session, view: &View<'_>) -> Markup {
                             td {
                                 details {
                                     summary { "Details of #" (event.sequence) }
-                                    (readable(&event.payload))
+                                    (readable(payload_of(event)))
                                 }
                             }
                         }
