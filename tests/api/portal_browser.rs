@@ -357,3 +357,189 @@ async fn a_read_only_user_sees_no_write_forms_and_is_refused_when_forcing_one() 
     assert_eq!(browser.status().await, 403);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_number_goes_from_pending_to_synced_on_screen_without_a_reload() {
+    // nmp with its live feed following the test's stream.
+    let source = nmp::feed::channel();
+    let app = {
+        let source = source.clone();
+        tests::spawn_app_with(move |state| {
+            state.feed = Some(source);
+            state.serve_portal = true;
+        })
+        .await
+    };
+    let read = ReadSide::start(&app).await;
+    let _feed = crate::dashboard::follow_the_stream(&read, source).await;
+    let number = "+15105850001";
+    assert_eq!(
+        app.put_account("contoso", &account_body("contoso"))
+            .await
+            .status,
+        201
+    );
+    let added = app
+        .put_number("contoso", number, &accepted_number_body("contoso", number))
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+    wait_until_projected(&app, WAIT).await;
+
+    // Nothing provisions it yet: the account's page shows it pending.
+    let browser = Browser::start().await;
+    browser.sign_in(&app, Role::AdminUser).await;
+    browser.open(&app, "/portal/accounts/contoso").await;
+    let cell = format!(r#"[data-live="number:{number}"]"#);
+    assert_eq!(browser.text(&cell).await, "pending");
+    assert_eq!(
+        browser.text(r#"[data-live="account:contoso"]"#).await,
+        "pending"
+    );
+    browser.check_page("live-pending").await;
+    browser
+        .execute("window.nmpSamePage = true;", serde_json::json!([]))
+        .await;
+
+    // The saga provisions the account and its number with the backend simulator; the page
+    // follows by itself.
+    let saga = SagaSide::start(&app, &read.stream).await;
+    saga.consent(TENANT, &["US"]).await;
+    browser.wait_for_text(&cell, "synced", WAIT).await;
+    browser
+        .wait_for_text(r#"[data-live="account:contoso"]"#, "synced", WAIT)
+        .await;
+    assert_eq!(
+        browser
+            .execute("return window.nmpSamePage === true;", serde_json::json!([]))
+            .await,
+        true,
+        "the page was not reloaded"
+    );
+    assert_eq!(
+        app.get_number("contoso", number).await.body["serviceProvisioningStatus"],
+        "synced",
+        "the page says what nmp holds"
+    );
+    browser.check_page("live-synced").await;
+    browser.close().await;
+}
+
+/// A CSV file of 10,000 Operator Connect numbers for calling users at `addr-1`, four of them bad:
+/// a number without its `+` (row 2), a usage that is not one (row 5000), no civic address
+/// (row 9999), and `held` (row 7777), which another account holds.
+fn ten_thousand_rows(held: &str) -> std::path::PathBuf {
+    let mut csv = String::from(
+        "telephoneNumber,serviceDetails_teamsOperatorConnect_enabled,\
+         serviceDetails_teamsOperatorConnect_configuration_usage,\
+         serviceDetails_teamsOperatorConnect_configuration_choosableCapabilities,\
+         serviceDetails_teamsOperatorConnect_configuration_civicAddressId\n",
+    );
+    for row in 1..=10_000u32 {
+        let number = format!("+1425{:07}", 5_000_000 + row);
+        let line = match row {
+            2 => format!(
+                "{},true,CallingUserAssignment,InboundCalling,addr-1",
+                &number[1..]
+            ),
+            5000 => format!("{number},true,Nonsense,InboundCalling,addr-1"),
+            7777 => format!("{held},true,CallingUserAssignment,InboundCalling,addr-1"),
+            9999 => format!("{number},true,CallingUserAssignment,InboundCalling,"),
+            _ => {
+                format!("{number},true,CallingUserAssignment,InboundCalling;OutboundCalling,addr-1")
+            }
+        };
+        csv.push_str(&line);
+        csv.push('\n');
+    }
+    let path = std::env::temp_dir().join(format!("nmp-browser-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(&path, csv).expect("the CSV file is written");
+    path
+}
+
+#[tokio::test]
+async fn ten_thousand_rows_with_bad_ones_are_checked_then_imported_from_the_browser() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    for name in ["contoso", "fabrikam"] {
+        assert_eq!(app.put_account(name, &account_body(name)).await.status, 201);
+    }
+    app.record_civic_address(TENANT, "addr-1", "Redmond").await;
+    let held = "+12065550100";
+    let put = app
+        .put_number("fabrikam", held, &accepted_number_body("fabrikam", held))
+        .await;
+    assert_eq!(put.status, 201, "{put:?}");
+    wait_until_projected(&app, WAIT).await;
+    let file = ten_thousand_rows(held);
+    let browser = Browser::start().await;
+    browser.sign_in(&app, Role::AdminUser).await;
+
+    // The file is checked first: every bad row named with its rule, nothing written.
+    browser
+        .open(&app, "/portal/accounts/contoso/uploads/new")
+        .await;
+    let events = app.event_count().await;
+    browser.upload("#file", &file).await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text("h1", "Check the upload to contoso", Duration::from_secs(60))
+        .await;
+    let said = browser.text("main").await;
+    assert!(said.contains("10000 rows"), "{said}");
+    assert!(said.contains("9996 rows can go in"), "{said}");
+    assert!(said.contains("4 refused"), "{said}");
+    assert_eq!(browser.count("table.rows tbody tr").await, 4);
+    let refused = browser.text("table.rows").await;
+    for rule in [
+        "InvalidTelephoneNumber",
+        "InvalidUsage",
+        "CivicAddressRequired",
+        held,
+    ] {
+        assert!(refused.contains(rule), "{rule} in {refused}");
+    }
+    browser.check_page("upload-10000-preview").await;
+    assert_eq!(app.event_count().await, events, "nothing written yet");
+
+    // Import: the page follows the import by itself and ends on the result.
+    let pressed = std::time::Instant::now();
+    browser.click("main form.import button").await;
+    browser
+        .wait_for_text("h1", "Import into contoso done", Duration::from_secs(180))
+        .await;
+    let imported = pressed.elapsed();
+    let result = browser.text("main p[role=status]").await;
+    assert!(
+        result.ends_with("9996 numbers created, 0 updated, 4 refused."),
+        "{result}"
+    );
+    assert_eq!(browser.count("table.rows tbody tr").await, 4);
+    browser.check_page("upload-10000-result").await;
+
+    // The result file, downloaded by the page: one line per row, the same four refused.
+    let link = browser
+        .attribute(r#"main a[href$="/results.csv"]"#, "href")
+        .await
+        .expect("a link to the result file");
+    let results = browser.fetch_text(&link).await;
+    assert_eq!(results.lines().count(), 10_001, "a header and every row");
+    assert_eq!(results.matches(",created,").count(), 9996);
+    assert_eq!(results.matches(",refused,").count(), 4);
+
+    // Stored, and on the account's numbers page.
+    wait_until_projected(&app, WAIT).await;
+    browser
+        .click(r#"main a[href="/portal/accounts/contoso/numbers"]"#)
+        .await;
+    browser
+        .wait_for_text("main", "9996 numbers in all", Duration::from_secs(5))
+        .await;
+    println!(
+        "10,000 rows from Import to the result page in {imported:?}, on the numbers page in {:?}",
+        pressed.elapsed()
+    );
+    assert_eq!(app.get_number("fabrikam", held).await.status, 200);
+    assert_eq!(app.get_number("contoso", "+14255000001").await.status, 200);
+    let _ = std::fs::remove_file(&file);
+    browser.close().await;
+}

@@ -341,6 +341,33 @@ impl Browser {
         .await
     }
 
+    /// Runs a script that answers later: it calls its last argument with the answer (as
+    /// WebDriver's asynchronous scripts do), within two minutes.
+    pub async fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// What the page's own origin answers at `path` (fetched by the page, with its session
+    /// cookie): a file a link offers for download, say.
+    pub async fn fetch_text(&self, path: &str) -> String {
+        let answer = self
+            .execute_async(
+                "const [path, done] = arguments;
+                 fetch(path, { credentials: 'same-origin' })
+                   .then(r => r.text().then(t => done([r.status, t])))
+                   .catch(e => done([0, String(e)]));",
+                json!([path]),
+            )
+            .await;
+        assert_eq!(answer[0], json!(200), "GET {path} from the page: {answer}");
+        answer[1].as_str().unwrap_or_default().to_string()
+    }
+
     /// Posts a form the page does not offer, as someone forcing the portal would: a form built in
     /// the page with `fields`, sent to `action`; the browser then shows the portal's answer.
     pub async fn post_form(&self, action: &str, fields: &[(&str, &str)]) {
@@ -413,7 +440,7 @@ impl Browser {
     }
 
     /// Checks the page shown with axe-core at a desk's size and a phone's — it fails on any
-    /// serious or critical violation, printing them, and on a page wider than the phone — then
+    /// serious or critical violation, printing them, and on a page wider than the screen — then
     /// saves `target/screenshots/{name}-desktop.png` (1280 wide) and `{name}-phone.png` (390
     /// wide), each as tall as the page.
     pub async fn check_page(&self, name: &str) {
@@ -432,33 +459,31 @@ impl Browser {
             self.emulate((width, height), mobile).await;
             // Let the page's script see the new size (tables that now scroll, say).
             self.settle().await;
-            if mobile {
-                // Compared with the phone's width, not the window's: a page too wide makes a
-                // phone zoom out, and the window grows with it.
-                let wide = self
+            // Compared with the screen's width, not the window's: a page too wide makes a
+            // phone zoom out, and the window grows with it.
+            let wide = self
+                .execute(
+                    "return Math.max(document.documentElement.scrollWidth, document.body ? document.body.scrollWidth : 0)",
+                    json!([]),
+                )
+                .await
+                .as_u64()
+                .unwrap_or(0);
+            if wide > u64::from(width) {
+                let culprits = self
                     .execute(
-                        "return Math.max(document.documentElement.scrollWidth, document.body ? document.body.scrollWidth : 0)",
-                        json!([]),
+                        "const w = arguments[0];
+                         return [...document.querySelectorAll('body *')]
+                           .filter(e => e.getBoundingClientRect().right > w + 1)
+                           .filter(e => !e.parentElement || e.parentElement.getBoundingClientRect().right <= w + 1)
+                           .slice(0, 5)
+                           .map(e => e.outerHTML.slice(0, 160))",
+                        json!([width]),
                     )
-                    .await
-                    .as_u64()
-                    .unwrap_or(0);
-                if wide > u64::from(width) {
-                    let culprits = self
-                        .execute(
-                            "const w = arguments[0];
-                             return [...document.querySelectorAll('body *')]
-                               .filter(e => e.getBoundingClientRect().right > w + 1)
-                               .filter(e => !e.parentElement || e.parentElement.getBoundingClientRect().right <= w + 1)
-                               .slice(0, 5)
-                               .map(e => e.outerHTML.slice(0, 160))",
-                            json!([width]),
-                        )
-                        .await;
-                    problems.push(format!(
-                        "{size}: the page is {wide} px wide on a {width} px screen, so it scrolls sideways; too wide: {culprits}"
-                    ));
-                }
+                    .await;
+                problems.push(format!(
+                    "{size}: the page is {wide} px wide on a {width} px screen, so it scrolls sideways; too wide: {culprits}"
+                ));
             }
             for violation in self.axe_violations(&axe).await {
                 let impact = violation["impact"].as_str().unwrap_or("unknown");
