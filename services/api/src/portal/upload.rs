@@ -420,13 +420,7 @@ async fn receive(
 }
 
 fn file_error(error: &FileError) -> String {
-    let text = error.to_string();
-    let mut chars = text.chars();
-    let said = match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect::<String>(),
-        None => text,
-    };
-    format!("{said}.")
+    format!("{}.", sentence(&error.to_string()))
 }
 
 /// Refuses a row that passed the engine's checks but that the backend would refuse: a number
@@ -505,7 +499,7 @@ fn refused_table(caption: &str, errors: &[&RowError]) -> Markup {
                         td { (error.row) }
                         td { (error.column.as_deref().unwrap_or("the whole row")) }
                         td { (error.code) }
-                        td { (error.message) }
+                        td { (sentence(&error.message)) }
                     }
                 }
             }
@@ -513,6 +507,15 @@ fn refused_table(caption: &str, errors: &[&RowError]) -> Markup {
         @if errors.len() > ROWS_SHOWN {
             p.hint { "The first " (ROWS_SHOWN) " of " (errors.len()) " refused rows are shown; the CSV file holds them all." }
         }
+    }
+}
+
+/// A message as a sentence: its first letter a capital.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -10,10 +10,13 @@
   function ask() {
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (answer) {
+        // An upload nmp no longer holds: the page says so.
+        if (answer.status === 404) { window.location.reload(); return null; }
         if (!answer.ok) { throw new Error("status " + answer.status); }
         return answer.json();
       })
       .then(function (progress) {
+        if (progress === null) { return; }
         if (progress.stage !== "importing") { window.location.reload(); return; }
         bar.max = Math.max(progress.total, 1);
         bar.value = progress.done;
