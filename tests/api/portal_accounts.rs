@@ -11,7 +11,7 @@ use std::time::Duration;
 use auth::Role;
 use chrono::Utc;
 use domain::{ConsentReport, ConsentStatus, Contact, CountryCode, Identifier, TenantId};
-use serde_json::{Value, json};
+use serde_json::json;
 use store::EventMetadata;
 use tests::browser::Browser;
 use tests::portal::{form_token, page_of, portal_app, post_form, signed_in};
@@ -68,6 +68,16 @@ fn next_link(html: &str) -> Option<String> {
     }
     let href = before.rsplit(r#"href=""#).next()?.split('"').next()?;
     Some(href.replace("&amp;", "&"))
+}
+
+/// The metadata of the last event in the history of an account or consent, as the audit
+/// route answers it.
+async fn last_event_metadata(app: &TestApp, kind: &str, id: &str) -> String {
+    let history = app
+        .send(app.request(reqwest::Method::GET, &format!("/audit/{kind}/{id}/events")))
+        .await;
+    let events = history.body["value"].as_array().expect("events").clone();
+    events.last().expect("an event")["metadata"].to_string()
 }
 
 /// How many times `needle` occurs in `html`.
@@ -376,6 +386,15 @@ async fn staff_create_an_account_and_errors_stand_beside_their_field_with_nothin
         refused.contains(r#"id="name-error" role="alert""#),
         "{refused}"
     );
+    let long = "T".repeat(65);
+    let mut ticketed = new_account(&csrf, "fabrikam", TENANT);
+    ticketed.push(("ticket", &long));
+    let (status, refused) = post_form(&app, &writer, "/portal/new-account", &ticketed).await;
+    assert_eq!(status, 400);
+    assert!(
+        refused.contains(r#"id="ticket-error" role="alert""#),
+        "{refused}"
+    );
     assert_eq!(app.get_account("fabrikam").await.status, 404);
     assert_eq!(app.event_count().await, events, "nothing written");
 
@@ -385,6 +404,7 @@ async fn staff_create_an_account_and_errors_stand_beside_their_field_with_nothin
         ("region1", "token-1"),
         ("region2", "token-2"),
         ("callScreening", "on"),
+        ("ticket", "CHG-10"),
     ]);
     let (status, location) = post_form(&app, &writer, "/portal/new-account", &routed).await;
     assert_eq!(status, 303, "{location}");
@@ -404,6 +424,11 @@ async fn staff_create_an_account_and_errors_stand_beside_their_field_with_nothin
     assert!(details.get("teamsPhoneMobile").is_none(), "{details}");
     let (_, page) = page_of(&app, &writer, &location).await;
     assert!(page.contains("The account is saved"), "{page}");
+    let metadata = last_event_metadata(&app, "account", "fabrikam").await;
+    assert!(
+        metadata.contains("CHG-10"),
+        "the ticket is in the history: {metadata}"
+    );
 
     // The same name again does not replace it.
     let etag = stored.etag();
@@ -683,12 +708,17 @@ async fn staff_delete_an_account_with_or_without_its_numbers_after_confirming() 
         &app,
         &deleter,
         "/portal/accounts/fabrikam/delete",
-        &[("csrf", &csrf), ("numbers", "keep")],
+        &[("csrf", &csrf), ("numbers", "keep"), ("ticket", "CHG-20")],
     )
     .await;
     assert_eq!(status, 303, "{location}");
     assert_eq!(location, "/portal/accounts?deleted=fabrikam");
     assert_eq!(app.get_account("fabrikam").await.status, 404);
+    let metadata = last_event_metadata(&app, "account", "fabrikam").await;
+    assert!(
+        metadata.contains("CHG-20"),
+        "the ticket is in the history: {metadata}"
+    );
     let (_, list) = page_of(&app, &deleter, &location).await;
     assert!(list.contains("Account fabrikam is deleted"), "{list}");
     let (status, _) = page_of(&app, &deleter, "/portal/accounts/fabrikam/delete").await;
@@ -715,11 +745,21 @@ async fn a_reader_sees_no_write_actions_and_is_refused_when_forcing_each_form() 
     let (_, page) = page_of(&app, &reader, "/portal/accounts/contoso").await;
     assert!(!page.contains("/portal/accounts/contoso/edit"), "{page}");
     assert!(!page.contains("/portal/accounts/contoso/delete"), "{page}");
-    assert!(page.contains(r#"href="/portal/accounts/contoso/addresses""#));
+    for link in [
+        "/portal/accounts/contoso/numbers",
+        "/portal/accounts/contoso/addresses",
+        "/portal/history/account/contoso",
+    ] {
+        assert!(page.contains(&format!(r#"href="{link}""#)), "{link}");
+        let (status, _) = page_of(&app, &reader, link).await;
+        assert_eq!(status, 200, "{link} answers");
+    }
     let (_, consent) = page_of(&app, &reader, &format!("/portal/consents/{TENANT}")).await;
     assert!(!consent.contains("/portal/new-account"), "{consent}");
     assert!(!consent.contains(r#"<label for="ticket">"#));
-    assert!(consent.contains(&format!(r#"href="/portal/history/consent/{TENANT}""#)));
+    let history = format!("/portal/history/consent/{TENANT}");
+    assert!(consent.contains(&format!(r#"href="{history}""#)));
+    assert_eq!(page_of(&app, &reader, &history).await.0, 200);
     let csrf = form_token(&page);
 
     for path in [
@@ -900,17 +940,10 @@ async fn a_consent_answer_carries_its_ticket_into_the_history() {
     )
     .await;
     assert_eq!(status, 303, "{location}");
-    let history = app
-        .send(app.request(
-            reqwest::Method::GET,
-            &format!("/audit/consent/{TENANT}/events"),
-        ))
-        .await;
-    let events = history.body["value"].as_array().expect("events").clone();
-    let last: &Value = events.last().expect("an event");
+    let metadata = last_event_metadata(&app, "consent", TENANT).await;
     assert!(
-        last["metadata"].to_string().contains("CHG-4711"),
-        "the ticket is in the audit trail: {last}"
+        metadata.contains("CHG-4711"),
+        "the ticket is in the audit trail: {metadata}"
     );
     let (_, page) = page_of(&app, &writer, &location).await;
     assert!(page.contains("ticket CHG-4711"), "{page}");

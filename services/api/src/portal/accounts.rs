@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use projections::filter::{Resource, Value};
 use serde::Deserialize;
 
-use super::consents::{all_of, equals, starts_with};
+use super::consents::{all_of, capitalised, equals, starts_with, with_ticket};
 use super::pages::*;
 use super::*;
 use crate::AppState;
@@ -422,6 +422,7 @@ enum Field {
     Subdomain,
     Region1,
     Region2,
+    Ticket,
     /// Not one field: the account as a whole.
     Form,
 }
@@ -461,6 +462,7 @@ impl Field {
             Field::Subdomain => "subdomain-error".to_string(),
             Field::Region1 => "region1-error".to_string(),
             Field::Region2 => "region2-error".to_string(),
+            Field::Ticket => "ticket-error".to_string(),
             Field::Form => "form-error".to_string(),
         }
     }
@@ -477,6 +479,8 @@ struct AccountForm {
     subdomain: String,
     region1: String,
     region2: String,
+    /// The operator's ticket for the change (the history shows it).
+    ticket: String,
     /// The version the form was filled from (editing: the change applies only to it).
     version: Option<u64>,
 }
@@ -530,6 +534,7 @@ impl AccountForm {
             subdomain: configuration.map_or(String::new(), |c| c.subdomain.to_string()),
             region1: configuration.map_or(String::new(), |c| c.region1_token.to_string()),
             region2: configuration.map_or(String::new(), |c| c.region2_token.to_string()),
+            ticket: String::new(),
             version: Some(version),
         }
     }
@@ -558,6 +563,7 @@ impl AccountForm {
             subdomain: value("subdomain"),
             region1: value("region1"),
             region2: value("region2"),
+            ticket: value("ticket"),
             version: value("version").parse().ok(),
         }
     }
@@ -686,8 +692,14 @@ async fn create_account(
     caller.preconditions.if_none_match = Some(commands::EntityTag::Any);
     caller.preconditions.if_match = None;
     let form = AccountForm::sent(&fields);
-    if form.name.is_empty() {
-        let error = (Field::Name, "Give the account a name.".to_string());
+    let error = if form.name.is_empty() {
+        Some((Field::Name, "Give the account a name.".to_string()))
+    } else {
+        with_ticket(&mut caller, &form.ticket)
+            .err()
+            .map(|message| (Field::Ticket, message))
+    };
+    if let Some(error) = error {
         return (
             StatusCode::BAD_REQUEST,
             account_form_html(&session, None, &form, Some(error)),
@@ -759,6 +771,14 @@ async fn update_account(
         Some(version) => commands::EntityTag::Tags(vec![commands::etag(version)]),
         None => commands::EntityTag::Any,
     });
+    if let Err(message) = with_ticket(&mut caller, &form.ticket) {
+        let error = Some((Field::Ticket, message));
+        return (
+            StatusCode::BAD_REQUEST,
+            account_form_html(&session, Some(&account), &form, error),
+        )
+            .into_response();
+    }
     let body = form.resource(Some(&account));
     match crate::operations::put_account(&state, &caller, &form.name, body).await {
         Ok(_) => saved(&form.name),
@@ -810,14 +830,6 @@ fn form_refused(
         account_form_html(session, account, form, Some((field, message))),
     )
         .into_response()
-}
-
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// The form that creates an account (`account` None) or edits one.
@@ -917,6 +929,7 @@ fn account_form_html(
                         }
                     }
                 }
+                (ticket_field(&form.ticket, error_on(Field::Ticket)))
                 button type="submit" {
                     @if account.is_some() { "Save the account" } @else { "Create the account" }
                 }
@@ -929,6 +942,19 @@ fn account_form_html(
             }
         },
     )
+}
+
+/// The optional ticket id of a change, with its error.
+fn ticket_field(ticket: &str, error: Option<&str>) -> Markup {
+    html! {
+        label for="ticket" { "Ticket id (optional)" }
+        input id="ticket" name="ticket" value=(ticket) maxlength="64" autocomplete="off"
+            aria-describedby="ticket-hint ticket-error";
+        p.hint id="ticket-hint" { "Your ticket for this change, up to 64 characters: the history shows it." }
+        @if let Some(message) = error {
+            p.error id="ticket-error" role="alert" { (message) }
+        }
+    }
 }
 
 // ---- delete --------------------------------------------------------------------------------
@@ -970,16 +996,26 @@ async fn confirm_delete(
     if !session.principal.allows(auth::Permission::Delete) {
         return refused(StatusCode::FORBIDDEN, REFUSED_DELETE);
     }
-    delete_page(&state, &session, &name, false, None, StatusCode::OK).await
+    let answer = DeleteAnswer::default();
+    delete_page(&state, &session, &name, &answer, StatusCode::OK).await
 }
 
-/// The confirmation page, with the count of the account's numbers and any refusal.
+/// What the confirmation shows: the choice made, the ticket typed, and a refusal beside the
+/// field at fault.
+#[derive(Default)]
+struct DeleteAnswer {
+    with_numbers: bool,
+    ticket: String,
+    numbers_error: Option<String>,
+    ticket_error: Option<String>,
+}
+
+/// The confirmation page, with the count of the account's numbers.
 async fn delete_page(
     state: &AppState,
     session: &Session,
     name: &str,
-    with_numbers: bool,
-    error: Option<&str>,
+    answer: &DeleteAnswer,
     status: StatusCode,
 ) -> Response {
     let (account, _) = match load_account(state, name).await {
@@ -990,17 +1026,14 @@ async fn delete_page(
         Ok(counts) => counts.total(),
         Err(error) => return unreadable("account", error),
     };
-    (
-        status,
-        delete_html(session, &account, numbers, with_numbers, error),
-    )
-        .into_response()
+    (status, delete_html(session, &account, numbers, answer)).into_response()
 }
 
 #[derive(Deserialize)]
 struct DeleteForm {
     csrf: Option<String>,
     numbers: Option<String>,
+    ticket: Option<String>,
 }
 
 /// Deletes an account (with its numbers when asked) through the API's own operation.
@@ -1013,12 +1046,20 @@ async fn delete_account(
     let Some(session) = session(&state, &headers).await else {
         return to_sign_in();
     };
-    let caller = match deleter(&session, &headers, form.csrf.as_deref()) {
+    let mut caller = match deleter(&session, &headers, form.csrf.as_deref()) {
         Ok(caller) => caller,
         Err(refusal) => return *refusal,
     };
-    let with_numbers = form.numbers.as_deref() == Some("delete");
-    match crate::operations::delete_account(&state, &caller, &name, with_numbers).await {
+    let mut answer = DeleteAnswer {
+        with_numbers: form.numbers.as_deref() == Some("delete"),
+        ticket: form.ticket.as_deref().unwrap_or("").trim().to_string(),
+        ..DeleteAnswer::default()
+    };
+    if let Err(message) = with_ticket(&mut caller, &answer.ticket) {
+        answer.ticket_error = Some(message);
+        return delete_page(&state, &session, &name, &answer, StatusCode::BAD_REQUEST).await;
+    }
+    match crate::operations::delete_account(&state, &caller, &name, answer.with_numbers).await {
         Ok(_) => {
             // With numbers the backend must release, the account stays until it has.
             match load_account(&state, &name).await {
@@ -1030,22 +1071,14 @@ async fn delete_account(
         }
         Err(error) if error.status == StatusCode::NOT_FOUND => no_such_account(),
         Err(error) if error.status.is_client_error() && error.status != StatusCode::FORBIDDEN => {
-            let message = if error.body.code == "AccountHasNumbers" {
+            answer.numbers_error = Some(if error.body.code == "AccountHasNumbers" {
                 "The account still has numbers. Choose to delete them with it, or delete or \
                  move them first."
                     .to_string()
             } else {
                 capitalised(&error.body.message)
-            };
-            delete_page(
-                &state,
-                &session,
-                &name,
-                with_numbers,
-                Some(&message),
-                error.status,
-            )
-            .await
+            });
+            delete_page(&state, &session, &name, &answer, error.status).await
         }
         Err(error) => refused(error.status, &error.body.message),
     }
@@ -1057,18 +1090,22 @@ fn delete_html(
     session: &Session,
     account: &AccountState,
     numbers: u64,
-    with_numbers: bool,
-    error: Option<&str>,
+    answer: &DeleteAnswer,
 ) -> Markup {
     let name = account.name.as_str();
     let path = format!("/portal/accounts/{}", urlencoding(name));
+    let counted = if numbers == 1 {
+        "1 number".to_string()
+    } else {
+        format!("{numbers} numbers")
+    };
     page(
         &format!("Delete account {name}"),
         Some(session),
         html! {
             h1 { "Delete account " (name) "?" }
             p {
-                "The account holds " (numbers) @if numbers == 1 { " number" } @else { " numbers" } ". "
+                "The account holds " (counted) ". "
                 "Deleting it tells the Teams backend; numbers the backend holds go once it has released them."
             }
             form.stack method="post" action={ (path) "/delete" } {
@@ -1076,17 +1113,18 @@ fn delete_html(
                 fieldset aria-describedby="numbers-error" {
                     legend { "Its numbers" }
                     div.check {
-                        input type="radio" id="numbers-keep" name="numbers" value="keep" checked[!with_numbers];
+                        input type="radio" id="numbers-keep" name="numbers" value="keep" checked[!answer.with_numbers];
                         label for="numbers-keep" { "Delete the account only (it must have no numbers)" }
                     }
                     div.check {
-                        input type="radio" id="numbers-delete" name="numbers" value="delete" checked[with_numbers];
-                        label for="numbers-delete" { "Delete the account and its " (numbers) @if numbers == 1 { " number" } @else { " numbers" } }
+                        input type="radio" id="numbers-delete" name="numbers" value="delete" checked[answer.with_numbers];
+                        label for="numbers-delete" { "Delete the account and its " (counted) }
                     }
-                    @if let Some(message) = error {
+                    @if let Some(message) = &answer.numbers_error {
                         p.error id="numbers-error" role="alert" { (message) }
                     }
                 }
+                (ticket_field(&answer.ticket, answer.ticket_error.as_deref()))
                 button.danger type="submit" { "Delete account " (name) }
             }
             p { a href=(path) { "Keep the account" } }

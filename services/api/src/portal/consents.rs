@@ -304,19 +304,9 @@ async fn answer_consent(
         ticket: &ticket,
         error: Some((field, message.to_string())),
     };
-    if !ticket.is_empty() {
-        match TicketId::parse(ticket.as_str()) {
-            Ok(id) => {
-                caller.metadata.ticket_id = Some(id.to_string());
-                caller.ticket_id = Some(id);
-            }
-            Err(error) => {
-                let message = format!("{}.", capitalised(&error.reason));
-                let form = refused(Field::Ticket, &message);
-                return consent_page(&state, &session, &tenant, form, StatusCode::BAD_REQUEST)
-                    .await;
-            }
-        }
+    if let Err(message) = with_ticket(&mut caller, &ticket) {
+        let form = refused(Field::Ticket, &message);
+        return consent_page(&state, &session, &tenant, form, StatusCode::BAD_REQUEST).await;
     }
     let patch = crate::wire::consent::RequestForInformationPatch {
         customer_relationship: Some(crate::wire::consent::CustomerRelationshipPatch {
@@ -340,6 +330,18 @@ async fn answer_consent(
     }
 }
 
+/// Puts the operator's ticket for a change, when one is given, on its events and audit
+/// trail, as the API's `x-nmp-ticket-id` header does; answers what is wrong with it otherwise.
+pub(super) fn with_ticket(caller: &mut crate::context::Caller, ticket: &str) -> Result<(), String> {
+    if ticket.is_empty() {
+        return Ok(());
+    }
+    let id = TicketId::parse(ticket).map_err(|error| format!("{}.", capitalised(&error.reason)))?;
+    caller.metadata.ticket_id = Some(id.to_string());
+    caller.ticket_id = Some(id);
+    Ok(())
+}
+
 /// An error of the answer form in the words of the form rather than of the API's JSON.
 fn said(field: Field, message: &str) -> String {
     match field {
@@ -354,7 +356,7 @@ fn said(field: Field, message: &str) -> String {
     }
 }
 
-fn capitalised(text: &str) -> String {
+pub(super) fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
