@@ -699,6 +699,27 @@ async fn staff_delete_an_account_with_or_without_its_numbers_after_confirming() 
         "{page}"
     );
     assert!(!page.contains(r#"href="/portal/accounts/contoso/delete""#));
+    // Meanwhile it cannot change: said above the form, which has no name field.
+    let admin = signed_in(&app, &[Role::AdminUser]).await;
+    let (status, form) = page_of(&app, &admin, "/portal/accounts/contoso/edit").await;
+    assert_eq!(status, 200);
+    let (status, refused) = post_form(
+        &app,
+        &admin,
+        "/portal/accounts/contoso/edit",
+        &[
+            ("csrf", &form_token(&form)),
+            ("tenant", TENANT),
+            ("teamsOperatorConnect", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused.contains(r#"id="form-error" role="alert""#),
+        "{refused}"
+    );
+    assert!(refused.contains("is being deleted"), "{refused}");
     app.backend_accepts(&["+15105850321", "+15105850322"]).await;
     assert_eq!(app.get_account("contoso").await.status, 404);
     assert_eq!(app.get_number("contoso", "+15105850321").await.status, 404);

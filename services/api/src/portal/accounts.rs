@@ -823,7 +823,11 @@ fn form_refused(
     if !error.status.is_client_error() || error.status == StatusCode::FORBIDDEN {
         return (error.status, trouble(&error.body.message)).into_response();
     }
-    let field = Field::of_target(error.body.target.as_deref());
+    let field = match Field::of_target(error.body.target.as_deref()) {
+        // Editing, the name is no field (it cannot change): said above the form.
+        Field::Name if account.is_some() => Field::Form,
+        field => field,
+    };
     let message = capitalised(&error.body.message);
     (
         error.status,
