@@ -724,7 +724,13 @@ async fn staff_delete_an_account_with_or_without_its_numbers_after_confirming() 
     assert_eq!(app.get_account("contoso").await.status, 404);
     assert_eq!(app.get_number("contoso", "+15105850321").await.status, 404);
 
-    // Without numbers, the account alone.
+    // Without numbers, the account alone: there is nothing to choose.
+    let (_, confirm) = page_of(&app, &deleter, "/portal/accounts/fabrikam/delete").await;
+    assert!(
+        confirm.contains("The account holds no numbers"),
+        "{confirm}"
+    );
+    assert!(!confirm.contains(r#"id="numbers-delete""#), "{confirm}");
     let (status, location) = post_form(
         &app,
         &deleter,

@@ -1109,23 +1109,27 @@ fn delete_html(
         html! {
             h1 { "Delete account " (name) "?" }
             p {
-                "The account holds " (counted) ". "
+                @if numbers == 0 { "The account holds no numbers. " } @else { "The account holds " (counted) ". " }
                 "Deleting it tells the Teams backend; numbers the backend holds go once it has released them."
             }
             form.stack method="post" action={ (path) "/delete" } {
                 input type="hidden" name="csrf" value=(session.csrf);
-                fieldset aria-describedby="numbers-error" {
-                    legend { "Its numbers" }
-                    div.check {
-                        input type="radio" id="numbers-keep" name="numbers" value="keep" checked[!answer.with_numbers];
-                        label for="numbers-keep" { "Delete the account only (it must have no numbers)" }
-                    }
-                    div.check {
-                        input type="radio" id="numbers-delete" name="numbers" value="delete" checked[answer.with_numbers];
-                        label for="numbers-delete" { "Delete the account and its " (counted) }
-                    }
-                    @if let Some(message) = &answer.numbers_error {
-                        p.error id="numbers-error" role="alert" { (message) }
+                @if numbers == 0 && answer.numbers_error.is_none() {
+                    input type="hidden" name="numbers" value="keep";
+                } @else {
+                    fieldset aria-describedby="numbers-error" {
+                        legend { "Its numbers" }
+                        div.check {
+                            input type="radio" id="numbers-keep" name="numbers" value="keep" checked[!answer.with_numbers];
+                            label for="numbers-keep" { "Delete the account only (it must have no numbers)" }
+                        }
+                        div.check {
+                            input type="radio" id="numbers-delete" name="numbers" value="delete" checked[answer.with_numbers];
+                            label for="numbers-delete" { "Delete the account and its " (counted) }
+                        }
+                        @if let Some(message) = &answer.numbers_error {
+                            p.error id="numbers-error" role="alert" { (message) }
+                        }
                     }
                 }
                 (ticket_field(&answer.ticket, answer.ticket_error.as_deref()))
