@@ -538,6 +538,18 @@ async fn ten_thousand_rows_with_bad_ones_are_checked_then_imported_from_the_brow
         "10,000 rows from Import to the result page in {imported:?}, on the numbers page in {:?}",
         pressed.elapsed()
     );
+    browser.check_page("numbers-10000").await;
+
+    // The home page counts them; the account's page lists them fifty at a time.
+    browser
+        .click(r#"nav[aria-label=Main] a[href="/portal"]"#)
+        .await;
+    let home = browser.text("main").await;
+    assert!(home.contains("9997"), "every number stored: {home}");
+    browser.check_page("home-10000").await;
+    browser.open(&app, "/portal/accounts/contoso").await;
+    assert_eq!(browser.count(r#"main [data-live^="number:"]"#).await, 50);
+    browser.check_page("account-10000").await;
     assert_eq!(app.get_number("fabrikam", held).await.status, 200);
     assert_eq!(app.get_number("contoso", "+14255000001").await.status, 200);
     let _ = std::fs::remove_file(&file);
