@@ -103,10 +103,26 @@ async fn search_finds_numbers_accounts_and_tenants_and_says_when_nothing_is_foun
         "{found}"
     );
 
+    // A whole number, and nothing else: its page.
+    let (status, location, _) = get(&app, &cookie, "/portal/search?q=%2B15105850001").await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location.as_deref(),
+        Some("/portal/accounts/contoso/numbers/%2B15105850001")
+    );
+
     // Digits as people write them: no +, spaces, brackets and dashes; 00 for +.
-    let (_, _, found) = get(&app, &cookie, "/portal/search?q=1+(510)+585-0002").await;
-    assert!(found.contains("+15105850002"), "{found}");
-    assert!(!found.contains("+15105850001"), "{found}");
+    let (_, _, found) = get(&app, &cookie, "/portal/search?q=1+(510)+585-000").await;
+    assert!(
+        found.contains("+15105850002") && found.contains("+15105850001"),
+        "{found}"
+    );
+    let (status, location, _) = get(&app, &cookie, "/portal/search?q=1+(510)+585-0002").await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location.as_deref(),
+        Some("/portal/accounts/contoso/numbers/%2B15105850002")
+    );
     let (_, _, found) = get(&app, &cookie, "/portal/search?q=0044+20").await;
     assert!(found.contains("+442071234567"), "{found}");
     assert!(!found.contains("+1510585"), "{found}");
@@ -321,8 +337,8 @@ async fn history_lists_who_when_and_ticket_and_shows_the_resource_as_it_was() {
         "{html}"
     );
     assert!(
-        html.contains(r#"href="/portal/accounts/contoso""#),
-        "{html}"
+        html.contains(r#"href="/portal/accounts/contoso/numbers/%2B15105850001""#),
+        "its page: {html}"
     );
     assert!(
         html.contains(r#"data-live="number:+15105850001""#),
@@ -664,4 +680,137 @@ async fn the_failures_empty_row_spans_every_column() {
             "{roles:?}: {table}"
         );
     }
+}
+
+// ---- in a browser ------------------------------------------------------------------------
+
+/// Waits until the page follows the live feed (its script says so on `<html>`).
+async fn wait_until_following(browser: &tests::browser::Browser) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = browser
+            .execute(
+                "return document.documentElement.getAttribute('data-live-state');",
+                json!([]),
+            )
+            .await;
+        if state == "open" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page does not follow the live feed: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn in_a_browser_search_and_history_pages_follow_the_live_feed_and_pass_the_checks() {
+    let source = nmp::feed::channel();
+    let app = {
+        let source = source.clone();
+        spawn_app_with(move |state| {
+            state.feed = Some(source);
+            state.serve_portal = true;
+        })
+        .await
+    };
+    let read = ReadSide::start(&app).await;
+    let feed = crate::dashboard::follow_the_stream(&read, source).await;
+    let number = "+15105850001";
+    assert_eq!(
+        put_with_ticket(
+            &app,
+            "/accounts/contoso",
+            &account_body("contoso"),
+            "CHG-1001"
+        )
+        .await,
+        201
+    );
+    assert_eq!(
+        put_with_ticket(
+            &app,
+            &tests::number_path("contoso", number),
+            &accepted_number_body("contoso", number),
+            "CHG-1002"
+        )
+        .await,
+        201
+    );
+    app.record_consent(TENANT).await;
+    wait_until_projected(&app, WAIT).await;
+
+    let browser = tests::browser::Browser::start().await;
+    browser.sign_in(&app, Role::ReadUser).await;
+
+    // Home: the search box, typed into and sent with the keyboard's Enter.
+    browser.check_page("search-home").await;
+    browser.fill("#home-search", "1510585\n").await;
+    browser
+        .wait_for_text("main", "Numbers that start with it", WAIT)
+        .await;
+    assert!(browser.url().await.contains("/portal/search?q=1510585"));
+    let cell = format!(r#"[data-live="number:{number}"]"#);
+    assert_eq!(browser.text(&cell).await, "pending");
+    browser.check_page("search-results").await;
+
+    // Nothing found, in words, from the header's box.
+    browser.fill("#header-search", "nobody-here\n").await;
+    let said = browser.wait_for_text("main", "Nothing matches", WAIT).await;
+    assert!(said.contains("nobody-here"), "{said}");
+    browser.check_page("search-nothing").await;
+
+    // A number's history: nothing provisions it yet, so it is pending; the saga then syncs it
+    // with the simulator and the page says so by itself, without a reload.
+    browser
+        .open(&app, "/portal/history/number/%2B15105850001")
+        .await;
+    let history = browser.text("main").await;
+    for text in ["Number added", "test-user", "CHG-1002"] {
+        assert!(history.contains(text), "{text} in {history}");
+    }
+    assert_eq!(browser.text(&cell).await, "pending");
+    browser.check_page("history-number").await;
+    wait_until_following(&browser).await;
+    browser
+        .execute("window.nmpSamePage = true; return true;", json!([]))
+        .await;
+    let saga = SagaSide::start(&app, &read.stream).await;
+    saga.consent(TENANT, &["US"]).await;
+    browser.wait_for_text(&cell, "synced", WAIT).await;
+    assert_eq!(
+        browser
+            .execute("return window.nmpSamePage === true;", json!([]))
+            .await,
+        true,
+        "the page was not reloaded"
+    );
+
+    // The account as it was at a time chosen in the page.
+    browser.open(&app, "/portal/history/account/contoso").await;
+    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    browser
+        .execute(
+            "document.getElementById('at').value = arguments[0]; return true;",
+            json!([at]),
+        )
+        .await;
+    browser.click(r#"form.inline button[type="submit"]"#).await;
+    let shown = browser
+        .wait_for_text(".as-of", "Teams tenant id", WAIT)
+        .await;
+    assert!(shown.contains(TENANT), "{shown}");
+    browser.check_page("history-as-of").await;
+    browser
+        .open(&app, &format!("/portal/history/consent/{TENANT}"))
+        .await;
+    browser
+        .wait_for_text("main", "Consent recorded", WAIT)
+        .await;
+    browser.check_page("history-consent").await;
+    browser.close().await;
+    drop(saga);
+    feed.abort();
 }

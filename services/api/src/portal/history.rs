@@ -181,8 +181,12 @@ async fn now_of(
                     now.sync = Some((format!("number:{id}"), number.sync.clone(), number.deleting));
                     let account = number.account.as_str();
                     now.link = Some((
-                        format!("/portal/accounts/{}", urlencoding(account)),
-                        format!("Its account, {account}"),
+                        format!(
+                            "/portal/accounts/{}/numbers/{}",
+                            urlencoding(account),
+                            urlencoding(id)
+                        ),
+                        format!("Number {id} of account {account}"),
                     ));
                 }
                 None => now.exists = false,

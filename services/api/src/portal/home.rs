@@ -235,6 +235,8 @@ impl Reading {
 /// What a search found.
 struct Found {
     typed: String,
+    /// The number typed, when a whole one was (the prefix searched for).
+    exact_number: Option<String>,
     numbers: Listed<NumberState>,
     accounts: Listed<AccountRow>,
     /// Accounts whose Teams tenant is the tenant typed.
@@ -265,6 +267,14 @@ impl Found {
         {
             return Some(account_path(account.state.name.as_str()));
         }
+        if let Some(number) = self.numbers.items.first()
+            && self.exact_number.as_deref() == Some(number.telephone_number.as_str())
+        {
+            return Some(number_page(
+                number.account.as_str(),
+                number.telephone_number.as_str(),
+            ));
+        }
         if let Some(account) = self.tenant_accounts.first() {
             return Some(account_path(account.state.name.as_str()));
         }
@@ -280,6 +290,15 @@ impl Found {
 
 fn account_path(name: &str) -> String {
     format!("/portal/accounts/{}", urlencoding(name))
+}
+
+/// A number's own page, under its account.
+fn number_page(account: &str, number: &str) -> String {
+    format!(
+        "/portal/accounts/{}/numbers/{}",
+        urlencoding(account),
+        urlencoding(number)
+    )
 }
 
 /// Reads the tenant's consents and accounts through the lists' own filters.
@@ -336,6 +355,9 @@ async fn find(pool: &sqlx::PgPool, typed: &str) -> Result<Found, projections::qu
     tenant_accounts.retain(|t| !accounts.items.iter().any(|a| a.state.name == t.state.name));
     Ok(Found {
         typed: typed.to_string(),
+        exact_number: reading
+            .number_prefix
+            .filter(|prefix| domain::E164::parse(prefix.as_str()).is_ok()),
         numbers,
         accounts,
         tenant_accounts,
@@ -345,7 +367,7 @@ async fn find(pool: &sqlx::PgPool, typed: &str) -> Result<Found, projections::qu
 
 /// Finds numbers (by their beginning), accounts (by part of their name) and a tenant's consent
 /// and accounts (by its id) from what was typed. A single hit that is exactly what was typed —
-/// an account's name, a tenant's consent or account — opens it; otherwise a page lists what
+/// a whole number, an account's name, a tenant's consent or account — opens its page; otherwise a page lists what
 /// was found, or says that nothing was.
 async fn search(
     State(state): State<AppState>,
@@ -441,7 +463,7 @@ fn numbers_found(numbers: &Listed<NumberState>) -> Markup {
                 @for number in &numbers.items {
                     @let e164 = number.telephone_number.as_str();
                     tr {
-                        td { (e164) }
+                        td { a href=(number_page(number.account.as_str(), e164)) { (e164) } }
                         td { a href=(account_path(number.account.as_str())) { (number.account.as_str()) } }
                         td { (services_text(number.details.enabled_services())) }
                         td { (sync_cell(&format!("number:{e164}"), &number.sync, number.deleting)) }

@@ -20,6 +20,15 @@
     }
   });
   var source = new EventSource("/portal/live?keys=" + encodeURIComponent(keys.slice(0, 500).join(",")));
+  // The page says whether it is following (data-live-state on <html>: open or closed).
+  source.addEventListener("open", function () {
+    document.documentElement.setAttribute("data-live-state", "open");
+  });
+  source.addEventListener("error", function () {
+    if (source.readyState === EventSource.CLOSED) {
+      document.documentElement.setAttribute("data-live-state", "closed");
+    }
+  });
 
   function render(cell, change) {
     while (cell.firstChild) cell.removeChild(cell.firstChild);
@@ -62,6 +71,7 @@
   // The session ended: nothing more will come until the user signs in again.
   source.addEventListener("expired", function () {
     source.close();
+    document.documentElement.setAttribute("data-live-state", "closed");
   });
 })();
 
