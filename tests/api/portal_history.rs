@@ -482,7 +482,7 @@ impl SseReader {
 }
 
 #[tokio::test]
-async fn live_sync_states_go_from_pending_to_synced_and_resume_after_a_reconnection() {
+async fn live_sync_states_go_from_pending_to_synced_or_failed_and_resume_after_a_reconnection() {
     let source = nmp::feed::channel();
     let app = {
         let source = source.clone();
@@ -653,6 +653,40 @@ async fn live_sync_states_go_from_pending_to_synced_and_resume_after_a_reconnect
     assert!(
         quiet.as_ref().is_none_or(|e| e.event.is_none()),
         "nothing replayed: {quiet:?}"
+    );
+
+    // A number the backend refuses: failed, with the backend's reason.
+    let refused = "+15105850003";
+    let response = open(&format!("number:{refused}"), Some(&cookie), None)
+        .await
+        .expect("the live feed");
+    let mut live = SseReader {
+        response,
+        buffer: String::new(),
+    };
+    live.next(Duration::from_secs(5)).await.expect("an opening");
+    let added = app
+        .put_number(
+            "contoso",
+            refused,
+            &tests::saga::rejected_number_body("contoso", refused),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{added:?}");
+    let seen = live
+        .until_status(&format!("number:{refused}"), "failed")
+        .await;
+    let (_, failed) = seen.last().expect("failed");
+    assert_eq!(failed["text"], "failed");
+    assert_eq!(
+        failed["errors"][0]["code"], "CivicAddressRequired",
+        "{failed}"
+    );
+    assert!(
+        failed["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{failed}"
     );
     drop(saga);
     feed.abort();

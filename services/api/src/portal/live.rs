@@ -22,7 +22,7 @@
 //!
 //! - `key`: the resource's live key, as its page marks it (`data-live`): `account:NAME`,
 //!   `number:+E164` or `consent:TENANT`;
-//! - `status`: its sync state now, `pending`, `synced` or `failed`;
+//! - `status`: its sync state now, `pending`, `synced` or `failed` (`deleted` once it is gone);
 //! - `errors`: when failed, the backend's reasons (`code`, `message`), else empty;
 //! - `deleting`: whether it is being deleted (the page says "being deleted");
 //! - `exists`: false once it is gone (the page says "deleted");
