@@ -555,3 +555,72 @@ async fn ten_thousand_rows_with_bad_ones_are_checked_then_imported_from_the_brow
     let _ = std::fs::remove_file(&file);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn staff_sign_in_and_answer_a_consent_with_the_keyboard_alone() {
+    use tests::browser::{ARROW_DOWN, ENTER};
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    app.record_consent(TENANT).await;
+    wait_until_projected(&app, WAIT).await;
+    let browser = Browser::start().await;
+
+    // Sign in: Tab to the token's field, type it, Tab to the button, Enter.
+    browser.open(&app, "/portal/sign-in").await;
+    browser.tab_to("#token", 5).await;
+    browser.type_keys(&app.token(&[Role::AdminUser])).await;
+    browser
+        .tab_to(r#"form[action="/portal/sign-in"] button"#, 5)
+        .await;
+    browser.press(ENTER).await;
+    browser
+        .wait_for_text("header", "Signed in as", Duration::from_secs(10))
+        .await;
+
+    // From the header to the consents, and to the one waiting.
+    browser
+        .tab_to(r#"nav[aria-label=Main] a[href="/portal/consents"]"#, 10)
+        .await;
+    browser.press(ENTER).await;
+    assert_eq!(browser.text("h1").await, "Consents");
+    browser
+        .tab_to(&format!(r#"main a[href="/portal/consents/{TENANT}"]"#), 40)
+        .await;
+    browser.press(ENTER).await;
+    assert_eq!(browser.text("h1").await, "Consent from Contoso");
+
+    // The drop-down answers to the arrow keys; the reason is typed; Enter records it.
+    browser.tab_to("#status", 40).await;
+    let mut value = serde_json::Value::Null;
+    for _ in 0..8 {
+        browser.press(ARROW_DOWN).await;
+        value = browser
+            .execute(
+                "return document.querySelector('#status').value",
+                serde_json::json!([]),
+            )
+            .await;
+        if value == "CustomerContacted" {
+            break;
+        }
+    }
+    assert_eq!(value, "CustomerContacted");
+    browser.tab_to("#comment", 5).await;
+    browser.type_keys("Called the customer back").await;
+    browser
+        .tab_to(r#"main form[method="post"] button[type="submit"]"#, 10)
+        .await;
+    browser.press(ENTER).await;
+    let notice = browser.text("p.notice").await;
+    assert!(notice.contains("Your answer is recorded"), "{notice}");
+    let stored = app.get_consent(TENANT).await;
+    assert_eq!(
+        stored.body["customerRelationship"]["status"],
+        "CustomerContacted"
+    );
+    assert_eq!(
+        stored.body["customerRelationship"]["comment"],
+        "Called the customer back"
+    );
+    browser.close().await;
+}

@@ -27,6 +27,11 @@ const FIND_WAIT: Duration = Duration::from_secs(10);
 const DESKTOP: (u32, u32) = (1280, 800);
 const PHONE: (u32, u32) = (390, 844);
 
+/// Keys for [`Browser::press`], as WebDriver names them.
+pub const TAB: &str = "\u{E004}";
+pub const ENTER: &str = "\u{E007}";
+pub const ARROW_DOWN: &str = "\u{E015}";
+
 /// Tallest screenshot taken of a long page, in CSS pixels.
 const TALLEST_SHOT: u64 = 6000;
 
@@ -227,6 +232,80 @@ impl Browser {
         )
         .await;
         self.wait_if_navigating().await;
+    }
+
+    /// Presses a key ([`TAB`], [`ENTER`], [`ARROW_DOWN`], a letter) on whatever has the focus;
+    /// after Enter or Space, waits for the page it leads to, if any.
+    pub async fn press(&self, key: &str) {
+        let submits = key == ENTER || key == " ";
+        if submits {
+            self.mark_page().await;
+        }
+        self.keys(&[key]).await;
+        if submits {
+            self.wait_if_navigating().await;
+        }
+    }
+
+    /// Types text into whatever has the focus, key by key.
+    pub async fn type_keys(&self, text: &str) {
+        let keys: Vec<String> = text.chars().map(String::from).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.keys(&keys).await;
+    }
+
+    /// Presses Tab until the element matching `css` has the focus (at most `most` times), and
+    /// checks that every element the focus stops at on the way shows it (an outline or a
+    /// shadow); fails naming the stops if it never gets there.
+    pub async fn tab_to(&self, css: &str, most: usize) {
+        let mut stops = Vec::new();
+        for _ in 0..most {
+            self.keys(&[TAB]).await;
+            let stop = self
+                .execute(
+                    "const e = document.activeElement;
+                     const s = getComputedStyle(e);
+                     const shown = (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
+                       || s.boxShadow !== 'none';
+                     return [e.outerHTML.slice(0, 120), shown, e.matches(arguments[0])];",
+                    json!([css]),
+                )
+                .await;
+            let html = stop[0].as_str().unwrap_or_default().to_string();
+            assert_eq!(
+                stop[1],
+                json!(true),
+                "the focus is not seen on {html} (on {})",
+                self.url().await
+            );
+            if stop[2] == json!(true) {
+                return;
+            }
+            stops.push(html);
+        }
+        panic!(
+            "{most} presses of Tab do not reach {css} on {}; the focus went to:\n{}",
+            self.url().await,
+            stops.join("\n")
+        );
+    }
+
+    async fn keys(&self, keys: &[&str]) {
+        let actions: Vec<Value> = keys
+            .iter()
+            .flat_map(|key| {
+                [
+                    json!({"type": "keyDown", "value": key}),
+                    json!({"type": "keyUp", "value": key}),
+                ]
+            })
+            .collect();
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        )
+        .await;
     }
 
     /// Chooses a file for a file input.
