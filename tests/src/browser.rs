@@ -75,12 +75,62 @@ fn free_port() -> u16 {
 
 /// Kills a chromedriver and the Chromium it started (they share its process group).
 fn kill_group(driver: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", driver.id())])
-        .stderr(Stdio::null())
+    let _ = Command::new("sh")
+        // `kill -9 -GROUP`: the one spelling every shell's kill knows (dash's has no `--`).
+        .args(["-c", &format!("kill -9 -{} 2>/dev/null", driver.id())])
         .status();
     let _ = driver.kill();
     let _ = driver.wait();
+}
+
+/// Ends a WebDriver session without the async runtime (from `Drop`, when a test failed): a
+/// plain HTTP DELETE, so that Chromium quits as it should.
+fn end_session(session: &str) {
+    use std::io::{Read, Write};
+    let Some(rest) = session.strip_prefix("http://") else {
+        return;
+    };
+    let Some((host, path)) = rest.split_once('/') else {
+        return;
+    };
+    let Ok(address) = host.parse::<std::net::SocketAddr>() else {
+        return;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+    else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return;
+    }
+    // Read the whole answer (chromedriver may keep the connection open): its headers, then
+    // as many bytes as they announce.
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(read) = stream.read(&mut chunk) {
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                break;
+            }
+        }
+    }
 }
 
 impl Browser {
@@ -721,7 +771,7 @@ impl Browser {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.session));
-        if method != reqwest::Method::GET {
+        if method == reqwest::Method::POST {
             request = request.json(&body);
         }
         let answer = request.send().await.map_err(|e| e.to_string())?;
@@ -747,6 +797,7 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if !self.closed {
+            end_session(&self.session);
             kill_group(&mut self.driver);
         }
     }
