@@ -32,6 +32,9 @@ pub const TAB: &str = "\u{E004}";
 pub const ENTER: &str = "\u{E007}";
 pub const ARROW_DOWN: &str = "\u{E015}";
 
+/// The most a page's first load may bring: its HTML, style sheets and scripts together.
+pub const FIRST_LOAD_BYTES: u64 = 150 * 1024;
+
 /// Tallest screenshot taken of a long page, in CSS pixels.
 const TALLEST_SHOT: u64 = 6000;
 
@@ -569,7 +572,8 @@ impl Browser {
     }
 
     /// Checks the page shown with axe-core at a desk's size and a phone's — it fails on any
-    /// serious or critical violation, printing them, and on a page wider than the screen — then
+    /// serious or critical violation, printing them, on a page wider than the screen, and on a
+    /// first load (HTML, style, script) over [`FIRST_LOAD_BYTES`] — then
     /// saves `target/screenshots/{name}-desktop.png` (1280 wide) and `{name}-phone.png` (390
     /// wide), each as tall as the page.
     pub async fn check_page(&self, name: &str) {
@@ -583,6 +587,13 @@ impl Browser {
         std::fs::create_dir_all(&dir).expect("the screenshots' folder");
         let page = self.url().await;
         let mut problems = Vec::new();
+        let weight = self.first_load_bytes().await;
+        println!("{name}: first load {weight} bytes");
+        if weight > FIRST_LOAD_BYTES {
+            problems.push(format!(
+                "its first load is {weight} bytes of HTML, style and script, more than {FIRST_LOAD_BYTES}"
+            ));
+        }
         for (size, (width, height), mobile) in [("desktop", DESKTOP, false), ("phone", PHONE, true)]
         {
             self.emulate((width, height), mobile).await;
@@ -642,6 +653,22 @@ impl Browser {
             .await;
         self.closed = true;
         kill_group(&mut self.driver);
+    }
+
+    /// The bytes of the page shown and of the style sheets and scripts it loaded, as they came
+    /// over the wire (or would have, for what the browser had cached).
+    async fn first_load_bytes(&self) -> u64 {
+        self.execute(
+            "const nav = performance.getEntriesByType('navigation')[0];
+             const files = performance.getEntriesByType('resource')
+               .filter(r => ['link', 'script', 'css'].includes(r.initiatorType));
+             return (nav ? nav.encodedBodySize : 0)
+               + files.reduce((sum, r) => sum + r.encodedBodySize, 0);",
+            json!([]),
+        )
+        .await
+        .as_u64()
+        .unwrap_or(0)
     }
 
     /// axe-core's violations on the page shown.
