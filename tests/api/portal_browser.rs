@@ -1,9 +1,12 @@
-//! The portal in headless Chromium, as operator staff use it: signing in by pasting a token,
-//! the home page, the accounts and an account, answering a consent (the error next to the reason
-//! when declining without one, then the answer recorded), retrying a provisioning failure the
-//! backend simulator refused, and a Read-only user who sees no write forms and is refused when
-//! forcing one. Every page is checked with axe-core and photographed at 1280x800 and 390x844
-//! (`target/screenshots/`).
+//! The portal in headless Chromium, as operator staff use it: signing in by pasting a token (or,
+//! on loopback with the development secret, by choosing a role), the home page, the accounts and
+//! an account, answering a consent (the error next to the reason when declining without one,
+//! then the answer recorded; and again with the keyboard alone), retrying a provisioning failure
+//! the backend simulator refused, a number going from pending to synced on screen without a
+//! reload, 10,000 CSV rows with bad ones checked, imported and their result downloaded, an
+//! exported list edited and uploaded back, and a Read-only user who sees no write forms and is
+//! refused when forcing one. Every page is checked (`Browser::check_page`: axe-core, width,
+//! weight) and photographed at 1280x800 and 390x844 (`target/screenshots/`).
 
 use std::time::Duration;
 
@@ -622,5 +625,153 @@ async fn staff_sign_in_and_answer_a_consent_with_the_keyboard_alone() {
         stored.body["customerRelationship"]["comment"],
         "Called the customer back"
     );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn staff_export_filtered_numbers_edit_the_file_and_upload_it_back() {
+    let app = portal_app().await;
+    let _read = ReadSide::start(&app).await;
+    assert_eq!(
+        app.put_account("contoso", &account_body("contoso"))
+            .await
+            .status,
+        201
+    );
+    let chosen: Vec<String> = (1..=5).map(|i| format!("+1510585010{i}")).collect();
+    let others = ["+14255550001", "+14255550002"];
+    for number in chosen.iter().map(String::as_str).chain(others) {
+        let put = app
+            .put_number("contoso", number, &accepted_number_body("contoso", number))
+            .await;
+        assert_eq!(put.status, 201, "{put:?}");
+    }
+    wait_until_projected(&app, WAIT).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, Role::AdminUser).await;
+
+    // The numbers starting +151058501, filtered through the form, exported as the page offers.
+    browser.open(&app, "/portal/accounts/contoso/numbers").await;
+    browser.fill("#number", "+151058501").await;
+    browser
+        .click(r#"main form.filters button[type="submit"]"#)
+        .await;
+    let said = browser.text("main").await;
+    assert!(
+        said.contains("5 numbers in all match this filter"),
+        "{said}"
+    );
+    browser.check_page("numbers-filtered").await;
+    let link = browser
+        .attribute(r#"main a[href*="/export.csv"]"#, "href")
+        .await
+        .expect("an export link");
+    let exported = browser.fetch_text(&link).await;
+    assert_eq!(
+        exported.lines().count(),
+        6,
+        "a header and the five: {exported}"
+    );
+    for number in &chosen {
+        assert!(exported.contains(number.as_str()), "{number} in {exported}");
+    }
+    for number in others {
+        assert!(!exported.contains(number), "{number} is filtered out");
+    }
+
+    // Edited: every number gets a custom SIP header.
+    let mut lines = exported.lines();
+    let header = lines.next().expect("a header");
+    let column = header
+        .split(',')
+        .position(|c| c == "configuration_customSipHeader")
+        .expect("the SIP header's column");
+    let mut edited = format!("{header}\n");
+    for line in lines {
+        let mut cells: Vec<String> = line.split(',').map(str::to_string).collect();
+        cells[column] = "fabrikam-sbc".to_string();
+        edited.push_str(&cells.join(","));
+        edited.push('\n');
+    }
+    let file = std::env::temp_dir().join(format!("nmp-export-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(&file, edited).expect("the edited file");
+
+    // Uploaded back: checked, then each of the five updated, the others untouched.
+    browser
+        .open(&app, "/portal/accounts/contoso/uploads/new")
+        .await;
+    browser.upload("#file", &file).await;
+    browser.click(r#"main form button[type="submit"]"#).await;
+    browser
+        .wait_for_text("h1", "Check the upload to contoso", WAIT)
+        .await;
+    let said = browser.text("main").await;
+    assert!(
+        said.contains("5 rows can go in") && said.contains("none is refused"),
+        "{said}"
+    );
+    browser.click("main form.import button").await;
+    browser
+        .wait_for_text("h1", "Import into contoso done", Duration::from_secs(60))
+        .await;
+    let result = browser.text("main p[role=status]").await;
+    assert!(
+        result.ends_with("0 numbers created, 5 updated, 0 refused."),
+        "{result}"
+    );
+    for number in &chosen {
+        let stored = app.get_number("contoso", number).await;
+        assert_eq!(
+            stored.body["configuration"]["customSipHeader"], "fabrikam-sbc",
+            "{number}: {stored:?}"
+        );
+    }
+    for number in others {
+        let stored = app.get_number("contoso", number).await;
+        assert_ne!(
+            stored.body["configuration"]["customSipHeader"],
+            "fabrikam-sbc"
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn on_loopback_with_the_development_secret_staff_sign_in_by_choosing_a_role() {
+    // nmp on loopback with its development secret (here the test's own secret plays it).
+    let mut app = portal_app().await;
+    app.state.development_secret = Some(app.secret.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    app.address = format!("http://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(api::serve(
+        listener,
+        app.state.clone(),
+        std::future::pending(),
+    ));
+    app.record_consent(TENANT).await;
+    let browser = Browser::start().await;
+
+    browser.open(&app, "/portal/sign-in").await;
+    let page = browser.text("main").await;
+    assert!(page.contains("Development sign-in"), "{page}");
+    browser.check_page("sign-in-development").await;
+    browser.choose("#role", "ProvisioningAPI.ReadUser").await;
+    browser
+        .click(r#"form[action="/portal/sign-in/development"] button[type="submit"]"#)
+        .await;
+    browser
+        .wait_for_text("header", "Signed in as portal-developer", WAIT)
+        .await;
+
+    // The role chosen is the session's: reading, not writing.
+    browser
+        .open(&app, &format!("/portal/consents/{TENANT}"))
+        .await;
+    assert_eq!(browser.status().await, 200);
+    let forms = write_forms(&browser).await;
+    assert!(forms.is_empty(), "{forms}");
     browser.close().await;
 }
