@@ -214,7 +214,9 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
             ),
         }
     }
-    if components.api {
+    // The dashboard's feed (api) and the portal's live sync states (portal) follow the same
+    // JetStream consumer.
+    if components.api || components.portal {
         let feed = nmp::feed::channel();
         background.push(nmp::feed::start(&settings.nats, nats.clone(), feed.clone()).await?);
         state.feed = Some(feed);
@@ -224,6 +226,8 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
             stream: stream.stream_name(),
             subjects: stream.subjects(),
         }));
+    }
+    if components.api {
         background.push(nmp::start_nats_api(&settings.nats, nats, state.clone())?);
     }
     if key_source == KeySource::Development {
