@@ -187,6 +187,52 @@ async fn the_development_sign_in_is_offered_only_with_the_development_secret() {
         .unwrap();
     assert_eq!(home.status(), 200);
     assert!(home.text().await.unwrap().contains("portal-developer"));
+
+    // "Read and write" is both grants: the session reads the pages and may write.
+    let writer = client()
+        .post(format!("{address}/portal/sign-in/development"))
+        .form(&[("role", "ProvisioningAPI.WriteUser")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_of(&writer).split(';').next().unwrap().to_string();
+    let page = client()
+        .get(format!("{address}/portal/new-account"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "a writer who reads gets the form");
+    // A role that is not offered is refused.
+    let machine = client()
+        .post(format!("{address}/portal/sign-in/development"))
+        .form(&[("role", "ProvisioningAPI.Admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(machine.status(), 400);
+}
+
+#[tokio::test]
+async fn a_session_whose_roles_cannot_read_is_told_so_on_every_page() {
+    let app = portal_app().await;
+    let session = signed_in(&app, &[Role::WriteUser]).await;
+    for path in [
+        "/portal",
+        "/portal/accounts",
+        "/portal/numbers",
+        "/portal/live",
+    ] {
+        let (status, html) = page_of(&app, &session, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(html.contains("do not include reading"), "{path}: {html}");
+    }
+    // Signing out still works, and the sign-in page is open to all.
+    let (status, _) = page_of(&app, &session, "/portal/sign-in").await;
+    assert_eq!(status, 200);
+    let reader = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
+    let (status, _) = page_of(&app, &reader, "/portal/accounts").await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
@@ -282,7 +328,7 @@ async fn staff_answer_a_consent_and_errors_stand_next_to_their_field() {
     let path = format!("/portal/consents/{TENANT}");
 
     // The list shows the consent waiting, linked to its page.
-    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let writer = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let (status, list) = page_of(&app, &writer, "/portal/consents").await;
     assert_eq!(status, 200);
     assert!(list.contains("1 consent in all"), "{list}");
@@ -485,7 +531,7 @@ async fn staff_see_why_a_number_failed_and_retry_it() {
             .status,
         200
     );
-    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let writer = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let (_, seen) = page_of(&app, &writer, "/portal/failures").await;
     assert!(
         seen.contains(&format!(r#"aria-label="Retry number {number}""#)),

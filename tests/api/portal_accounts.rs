@@ -307,7 +307,7 @@ fn new_account<'a>(csrf: &'a str, name: &'a str, tenant: &'a str) -> Vec<(&'a st
 #[tokio::test]
 async fn staff_create_an_account_and_errors_stand_beside_their_field_with_nothing_written() {
     let app = portal_app().await;
-    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let writer = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let (_, list) = page_of(&app, &writer, "/portal/accounts").await;
     assert!(list.contains(r#"href="/portal/new-account""#));
     let (status, form) = page_of(&app, &writer, "/portal/new-account").await;
@@ -476,7 +476,7 @@ async fn staff_edit_an_account_and_a_refused_change_leaves_it_as_it_was() {
         )
         .await;
     assert!(put.status < 300, "{put:?}");
-    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let writer = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let (_, page) = page_of(&app, &writer, "/portal/accounts/contoso").await;
     for link in [
         r#"href="/portal/accounts/contoso/edit""#,
@@ -636,7 +636,7 @@ async fn staff_delete_an_account_with_or_without_its_numbers_after_confirming() 
             .await;
         assert!(put.status < 300, "{put:?}");
     }
-    let deleter = signed_in(&app, &[Role::DeleteUser]).await;
+    let deleter = signed_in(&app, &[Role::ReadUser, Role::DeleteUser]).await;
     let (_, page) = page_of(&app, &deleter, "/portal/accounts/contoso").await;
     assert!(
         page.contains(r#"href="/portal/accounts/contoso/delete""#),
@@ -838,7 +838,7 @@ async fn a_reader_sees_no_write_actions_and_is_refused_when_forcing_each_form() 
     assert!(app.get_consent(TENANT).await.body["customerRelationship"].is_null());
 
     // A writer may not delete either.
-    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let writer = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let (status, _) = page_of(&app, &writer, "/portal/accounts/contoso/delete").await;
     assert_eq!(status, 403);
     let (_, page) = page_of(&app, &writer, "/portal/accounts/contoso").await;
@@ -857,7 +857,7 @@ async fn a_reader_sees_no_write_actions_and_is_refused_when_forcing_each_form() 
 async fn an_account_is_created_from_a_consent_with_its_tenant_filled_in() {
     let app = portal_app().await;
     app.record_consent(TENANT).await;
-    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let writer = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let consent_path = format!("/portal/consents/{TENANT}");
     let (_, consent) = page_of(&app, &writer, &consent_path).await;
     assert!(
@@ -895,7 +895,7 @@ async fn an_account_is_created_from_a_consent_with_its_tenant_filled_in() {
 async fn a_consent_answer_carries_its_ticket_into_the_history() {
     let app = portal_app().await;
     app.record_consent(TENANT).await;
-    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let writer = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let path = format!("/portal/consents/{TENANT}");
     let (_, page) = page_of(&app, &writer, &path).await;
     assert!(page.contains(r#"<label for="ticket">"#));

@@ -172,7 +172,7 @@ async fn numbers_added_by_hand_need_an_address_for_calling_users_and_nothing_is_
     app.put_account("contoso", &account_body("contoso")).await;
     app.record_civic_address(TENANT, "addr-1", "Redmond").await;
     wait_until_projected(&app, SETTLE).await;
-    let session = signed_in(&app, &[Role::WriteUser]).await;
+    let session = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
 
     let (status, form) = page_of(&app, &session, "/portal/accounts/contoso/numbers/new").await;
     assert_eq!(status, 200);
@@ -422,7 +422,7 @@ async fn a_ten_thousand_row_upload_is_checked_first_then_imported_in_the_backgro
         )
         .await;
     assert_eq!(taken.status, 201);
-    let session = signed_in(&app, &[Role::WriteUser]).await;
+    let session = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
 
     let mut csv = String::from(
         "telephoneNumber,serviceDetails_teamsOperatorConnect_enabled,\
@@ -592,7 +592,7 @@ async fn a_ten_thousand_row_upload_is_checked_first_then_imported_in_the_backgro
 async fn a_bad_file_is_refused_beside_the_file_field() {
     let app = portal_app().await;
     app.put_account("contoso", &account_body("contoso")).await;
-    let session = signed_in(&app, &[Role::WriteUser]).await;
+    let session = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let (status, html) = upload(&app, &session, "contoso", "telephoneNumber,phone\n+1,2\n").await;
     assert_eq!(status, 400);
     let error = html
@@ -619,7 +619,7 @@ async fn a_custom_sip_header_is_reviewed_before_it_is_uploaded() {
         &number_body("contoso", "+15105850001"),
     )
     .await;
-    let session = signed_in(&app, &[Role::WriteUser]).await;
+    let session = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let path = "/portal/accounts/contoso/numbers/%2B15105850001";
     let (status, html) = page_of(&app, &session, path).await;
     assert_eq!(status, 200);
@@ -725,7 +725,7 @@ async fn several_numbers_are_deleted_after_confirming() {
     wait_until_projected(&app, SETTLE).await;
 
     // A writer who may not delete sees no way to.
-    let writer = signed_in(&app, &[Role::WriteUser]).await;
+    let writer = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
     let (_, list) = page_of(&app, &writer, "/portal/accounts/contoso/numbers").await;
     assert!(!list.contains(r#"type="checkbox""#));
     assert!(!list.contains("Delete the selected numbers"));
@@ -833,7 +833,7 @@ async fn an_exported_list_uploaded_again_is_a_round_trip() {
     bodies[3]["serviceDetails"]["teamsOperatorConnect"]["assignmentStatus"] = json!("assigned");
     add_numbers(&app, "contoso", bodies).await;
     wait_until_projected(&app, SETTLE).await;
-    let session = signed_in(&app, &[Role::WriteUser]).await;
+    let session = signed_in(&app, &[Role::ReadUser, Role::WriteUser]).await;
 
     let export = |query: &'static str| {
         let app = &app;

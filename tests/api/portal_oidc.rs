@@ -168,7 +168,8 @@ async fn the_sign_in_page_offers_the_provider_when_one_is_configured() {
 
 #[tokio::test]
 async fn signing_in_with_the_provider_opens_a_session_that_works_on_the_portal() {
-    let (provider, app) = provider_and_portal(Approval::of("ada", &[Role::Write])).await;
+    let (provider, app) =
+        provider_and_portal(Approval::of("ada", &[Role::Read, Role::Write])).await;
     let begun = begin(&app, None).await;
 
     // The browser goes to the provider's authorization endpoint with a PKCE challenge.
@@ -270,7 +271,8 @@ async fn off_loopback_both_cookies_are_secure() {
 
 #[tokio::test]
 async fn a_wrong_code_verifier_is_refused_by_the_provider_and_no_session_is_opened() {
-    let (provider, app) = provider_and_portal(Approval::of("ada", &[Role::Write])).await;
+    let (provider, app) =
+        provider_and_portal(Approval::of("ada", &[Role::Read, Role::Write])).await;
     let begun = begin(&app, None).await;
     let callback = authorize(&begun.authorize).await;
     // Another verifier in the cookie than the one whose challenge the provider holds.
@@ -292,7 +294,8 @@ async fn a_wrong_code_verifier_is_refused_by_the_provider_and_no_session_is_open
 
 #[tokio::test]
 async fn a_code_used_once_is_refused_the_second_time() {
-    let (_provider, app) = provider_and_portal(Approval::of("ada", &[Role::Write])).await;
+    let (_provider, app) =
+        provider_and_portal(Approval::of("ada", &[Role::Read, Role::Write])).await;
     let begun = begin(&app, None).await;
     let callback = authorize(&begun.authorize).await;
     let first = come_back(&app, &callback, Some(&begun.flow), None).await;
@@ -303,7 +306,8 @@ async fn a_code_used_once_is_refused_the_second_time() {
 
 #[tokio::test]
 async fn an_answer_whose_state_was_changed_is_refused_before_the_code_is_used() {
-    let (provider, app) = provider_and_portal(Approval::of("ada", &[Role::Write])).await;
+    let (provider, app) =
+        provider_and_portal(Approval::of("ada", &[Role::Read, Role::Write])).await;
     let begun = begin(&app, None).await;
     let callback = authorize(&begun.authorize).await;
     let state = query_value(&callback, "state").unwrap();
@@ -339,7 +343,8 @@ async fn an_id_token_for_another_nonce_is_refused() {
 
 #[tokio::test]
 async fn a_sign_in_left_too_long_at_the_provider_is_refused() {
-    let (provider, app) = provider_and_portal(Approval::of("ada", &[Role::Write])).await;
+    let (provider, app) =
+        provider_and_portal(Approval::of("ada", &[Role::Read, Role::Write])).await;
     let begun = begin(&app, None).await;
     let callback = authorize(&begun.authorize).await;
     let mut parts: Vec<String> = begun.flow.split('.').map(str::to_string).collect();
@@ -352,7 +357,7 @@ async fn a_sign_in_left_too_long_at_the_provider_is_refused() {
 
 #[tokio::test]
 async fn the_providers_refusal_is_said_in_its_own_words() {
-    let mut approval = Approval::of("ada", &[Role::Write]);
+    let mut approval = Approval::of("ada", &[Role::Read, Role::Write]);
     approval.error = Some((
         "access_denied".to_string(),
         "The user declined to sign in.".to_string(),
@@ -419,7 +424,7 @@ async fn staff_sign_in_through_the_identity_provider_in_a_real_browser() {
         "localhost",
         CLIENT_ID,
         Some(CLIENT_SECRET),
-        Approval::of("ada", &[Role::Write]),
+        Approval::of("ada", &[Role::Read, Role::Write]),
     )
     .await;
     let app = portal_of(&provider).await;
@@ -451,7 +456,7 @@ async fn staff_sign_in_through_the_identity_provider_in_a_real_browser() {
             "access_denied".to_string(),
             "The user declined to sign in.".to_string(),
         )),
-        ..Approval::of("ada", &[Role::Write])
+        ..Approval::of("ada", &[Role::Read, Role::Write])
     });
     browser.open(&app, "/portal/sign-in").await;
     browser.click(r#"a[href="/portal/sign-in/oidc"]"#).await;

@@ -129,7 +129,7 @@ pub fn app(state: AppState) -> Router {
         ));
     let api = if state.serve_api { api } else { Router::new() };
     let portal = if state.serve_portal {
-        portal::router()
+        portal::router(&state)
     } else {
         Router::new()
     };

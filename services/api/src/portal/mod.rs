@@ -57,9 +57,10 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The portal's routes, with its security headers. Each part of the portal brings its own.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The portal's routes, with its security headers. Each part of the portal brings its own; every
+/// page after sign-in needs the Read permission, as every read of the API does.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let pages = Router::new()
         .merge(home::routes())
         .merge(accounts::routes())
         .merge(addresses::routes())
@@ -68,11 +69,40 @@ pub fn router() -> Router<AppState> {
         .merge(history::routes())
         .merge(live::routes())
         .merge(numbers::routes())
+        .merge(upload::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            readers_only,
+        ));
+    Router::new()
+        .merge(pages)
         .merge(oidc::routes())
         .merge(sign_in::routes())
-        .merge(upload::routes())
         .route("/portal/static/{file}", get(asset))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Refuses a signed-in caller whose roles do not include reading (a role that may only write or
+/// delete, as the API's roles are separate): the portal has nothing to show it. Callers without a
+/// session go on, and each page sends them to sign in.
+async fn readers_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(session) = session(&state, request.headers()).await
+        && !session.principal.allows(auth::Permission::Read)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            pages::trouble(
+                "Your roles do not include reading (ProvisioningAPI.ReadUser), so the portal has \
+                 nothing to show you. Ask an administrator to add it.",
+            ),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn security_headers(mut response: Response) -> Response {

@@ -72,7 +72,20 @@ async fn development_sign_in(
         )
             .into_response();
     };
-    let Some(role) = auth::Role::parse(&form.role) else {
+    // The roles are separate grants; a person who writes also reads, so the offers add up:
+    // "Read and write" is ReadUser with WriteUser, and so on. The administrator has every one.
+    let offered = ROLES.iter().position(|(value, _)| *value == form.role);
+    let roles: Option<Vec<auth::Role>> = offered.map(|i| {
+        let upto: &[(&str, &str)] = if ROLES[i].0 == "ProvisioningAPI.AdminUser" {
+            &ROLES[i..=i]
+        } else {
+            &ROLES[..=i]
+        };
+        upto.iter()
+            .filter_map(|(value, _)| auth::Role::parse(value))
+            .collect()
+    });
+    let Some(roles) = roles else {
         return (
             StatusCode::BAD_REQUEST,
             sign_in_html(
@@ -87,7 +100,7 @@ async fn development_sign_in(
     let token = auth::mint_token(
         secret.as_bytes(),
         "portal-developer",
-        &[role],
+        &roles,
         DEVELOPMENT_SESSION,
     );
     let mut response = Redirect::to("/portal").into_response();
