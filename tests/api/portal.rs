@@ -567,3 +567,91 @@ async fn staff_see_why_a_number_failed_and_retry_it() {
     assert!(after.contains("Pushed again"));
     assert!(after.contains("Nothing has failed"), "{after}");
 }
+
+/// The number on the home page's "Numbers" card.
+fn numbers_figure(home: &str) -> u64 {
+    let card = &home[home.find(r#"id="numbers""#).expect("the numbers card")..];
+    card.split(r#"class="figure">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a figure")
+}
+
+#[tokio::test]
+async fn the_home_page_keeps_its_count_of_numbers_only_while_nothing_changes() {
+    let source = nmp::feed::channel();
+    let app = {
+        let source = source.clone();
+        spawn_app_with(move |state| {
+            state.feed = Some(source);
+            state.serve_portal = true;
+        })
+        .await
+    };
+    let read = ReadSide::start(&app).await;
+    let feed = crate::dashboard::follow_the_stream(&read, source).await;
+    let session = signed_in(&app, &[Role::ReadUser]).await;
+    app.put_account("contoso", &account_body("contoso")).await;
+    let (_, home) = page_of(&app, &session, "/portal").await;
+    assert_eq!(numbers_figure(&home), 0);
+
+    // Numbers added: the page counts again within a couple of seconds of their events.
+    for number in ["+15105850321", "+15105850322", "+15105850323"] {
+        let put = app
+            .put_number("contoso", number, &number_body("contoso", number))
+            .await;
+        assert!(put.status < 300, "{put:?}");
+    }
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, home) = page_of(&app, &session, "/portal").await;
+        if numbers_figure(&home) == 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the home page still counts {} numbers",
+            numbers_figure(&home)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Ten quiet seconds later a count stands until the next event: a row changed behind
+    // nmp's back (no event) is not seen, which shows the page does not count on every visit.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let (_, home) = page_of(&app, &session, "/portal").await;
+    assert_eq!(numbers_figure(&home), 3);
+    sqlx::query("UPDATE read_numbers SET deleted = true WHERE telephone_number = '+15105850323'")
+        .execute(&app.pool)
+        .await
+        .expect("a row changed without an event");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, home) = page_of(&app, &session, "/portal").await;
+    assert_eq!(numbers_figure(&home), 3, "the kept count");
+
+    // The next events make the page count again: 321, 322, 324 and 325 are live (323 was
+    // marked deleted behind nmp's back).
+    for number in ["+15105850324", "+15105850325"] {
+        let put = app
+            .put_number("contoso", number, &number_body("contoso", number))
+            .await;
+        assert!(put.status < 300, "{put:?}");
+    }
+    wait_until_projected(&app, Duration::from_secs(20)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, home) = page_of(&app, &session, "/portal").await;
+        if numbers_figure(&home) == 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the home page still counts {} numbers",
+            numbers_figure(&home)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    feed.abort();
+}

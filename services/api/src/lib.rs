@@ -71,6 +71,8 @@ pub struct AppState {
     /// The OpenID Connect provider the portal signs in with (`NMP_OIDC_ISSUER`); `None`: the
     /// portal offers no such sign-in.
     pub oidc: Option<std::sync::Arc<portal::OidcClient>>,
+    /// The portal home page's counts of numbers, kept while nothing changes.
+    pub number_figures: portal::NumberFigures,
 }
 
 /// Live feeds open at once on one instance.

@@ -117,6 +117,7 @@ pub async fn build_state(
         event_source: format!("urn:nmp:{}", settings.nats.prefix),
         backend: backend_client(settings)?,
         oidc: oidc_client(settings, &key_source)?,
+        number_figures: api::portal::NumberFigures::default(),
     };
     Ok((state, key_source))
 }

@@ -38,6 +38,88 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
+/// The home page's counts of every number by sync state and by service. Counting a million
+/// numbers takes PostgreSQL a quarter of a second, so a count is kept while nothing changes:
+/// nmp's live feed (`AppState::feed`) says when an event was committed, and a count made after
+/// ten quiet seconds (time enough for the projector to have written the event) stays good until
+/// the next event. While events come, a count serves for two seconds, then the next visit
+/// counts again; without a live feed every visit counts. One count runs at a time; visits that
+/// arrive meanwhile wait for it and share it.
+#[derive(Clone, Default)]
+pub struct NumberFigures(std::sync::Arc<tokio::sync::Mutex<Figures>>);
+
+#[derive(Default)]
+struct Figures {
+    changes: Option<tokio::sync::broadcast::Receiver<crate::FeedItem>>,
+    last_change: Option<std::time::Instant>,
+    counted: Option<(std::time::Instant, std::sync::Arc<Counted>)>,
+}
+
+struct Counted {
+    by_sync_state: Totals,
+    by_service: Totals,
+}
+
+/// How long after the last event a count is made to stand until the next one.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a count serves while events come.
+const RECOUNT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl NumberFigures {
+    async fn read(
+        &self,
+        state: &AppState,
+    ) -> Result<std::sync::Arc<Counted>, projections::query::QueryError> {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let mut figures = self.0.lock().await;
+        let now = std::time::Instant::now();
+        if figures.changes.is_none()
+            && let Some(feed) = &state.feed
+        {
+            // What happened before this subscription is unknown: count as if it just changed.
+            figures.changes = Some(feed.subscribe());
+            figures.last_change = Some(now);
+        }
+        let figures = &mut *figures;
+        let mut ended = false;
+        if let Some(changes) = figures.changes.as_mut() {
+            loop {
+                match changes.try_recv() {
+                    Ok(crate::FeedItem::Event(_)) | Err(TryRecvError::Lagged(_)) => {
+                        figures.last_change = Some(now);
+                    }
+                    Ok(crate::FeedItem::ShuttingDown) | Err(TryRecvError::Closed) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+        }
+        if ended {
+            figures.changes = None;
+            figures.counted = None;
+        }
+        if figures.changes.is_some()
+            && let Some((at, counted)) = &figures.counted
+        {
+            let settled = figures
+                .last_change
+                .is_some_and(|change| *at >= change + QUIET);
+            if settled || now.duration_since(*at) < RECOUNT {
+                return Ok(counted.clone());
+            }
+        }
+        let pool = state.commands.store().pool();
+        let counted = std::sync::Arc::new(Counted {
+            by_sync_state: number_totals(pool, NumberGrouping::SyncState, None).await?,
+            by_service: number_totals(pool, NumberGrouping::Service, None).await?,
+        });
+        figures.counted = Some((now, counted.clone()));
+        Ok(counted)
+    }
+}
+
 /// What the home page shows: what needs attention, and what happened lately.
 struct Home {
     consents: ConsentTotals,
@@ -60,11 +142,12 @@ impl Home {
             },
         )
         .await?;
+        let numbers = state.number_figures.read(state).await?;
         Ok(Home {
             consents: consent_totals(pool).await?,
             failures: failed.total.unwrap_or(0),
-            by_sync_state: number_totals(pool, NumberGrouping::SyncState, None).await?,
-            by_service: number_totals(pool, NumberGrouping::Service, None).await?,
+            by_sync_state: numbers.by_sync_state.clone(),
+            by_service: numbers.by_service.clone(),
             activity: recent_activity(pool, 10).await?,
         })
     }

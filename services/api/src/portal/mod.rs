@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 
+pub use home::NumberFigures;
 pub use oidc::{OidcClient, OidcConfig};
 
 /// The session cookie's name.
