@@ -187,6 +187,8 @@ async fn a_store_written_with_memberships_on_the_account_stream_is_migrated() {
         "ALTER TABLE read_accounts DROP COLUMN number_counts",
         // And what later migrations made, so that they run again after 0007.
         "DROP TABLE projection_dead_letters",
+        "DROP INDEX audit_log_recent",
+        "CREATE INDEX audit_log_time ON audit_log (occurred_at DESC)",
         "DELETE FROM _sqlx_migrations WHERE version >= 7",
     ] {
         sqlx::query(undo).execute(&pool).await.expect(undo);
