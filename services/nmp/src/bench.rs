@@ -27,7 +27,7 @@ use sqlx::PgPool;
 use store::{EventMetadata, EventStore};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The goals, against which the report says "met" or "MISSED".
+/// The performance goals, against which the report says "met" or "MISSED".
 const GOAL_EVENTS_PER_SEC: f64 = 20_000.0;
 const GOAL_P99_MS: f64 = 50.0;
 /// Rows per INSERT when loading the throughput phase's events.
@@ -701,7 +701,7 @@ async fn forget_checkpoint(database_url: &str, prefix: &str) -> anyhow::Result<(
 //    dedicated connection polls the number's read row every 1-2 ms; the lag is the time from the
 //    command returning (its COMMIT done) to the poll that saw the row at that version.
 
-/// The goals, against which the report says "met" or "MISSED".
+/// The performance goals, against which the report says "met" or "MISSED".
 const GOAL_LIST_P99_MS: f64 = 20.0;
 const GOAL_COUNT_P99_MS: f64 = 100.0;
 const GOAL_LAG_P99_MS: f64 = 200.0;
