@@ -5,7 +5,7 @@ use auth::Principal;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use commands::{EntityTag, Preconditions};
+use commands::{AppError, EntityTag, Preconditions};
 use domain::TicketId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -75,14 +75,14 @@ pub fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, Ap
     // meaningful for a document that does not parse.
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|error| ApiError::bad_request("InvalidJson", error.to_string()))?;
-    from_value(value)
+    Ok(from_value(value)?)
 }
 
 /// Converts a parsed JSON document into a wire type, reporting the path of a mismatch.
-pub fn from_value<T: DeserializeOwned + Serialize>(value: Value) -> Result<T, ApiError> {
+pub fn from_value<T: DeserializeOwned + Serialize>(value: Value) -> Result<T, AppError> {
     let parsed: T = serde_path_to_error::deserialize(&value).map_err(|error| {
         let path = error.path().to_string();
-        let error = ApiError::bad_request("InvalidRequestBody", error.into_inner().to_string());
+        let error = AppError::invalid("InvalidRequestBody", error.into_inner().to_string());
         if path.is_empty() || path == "." {
             error
         } else {
@@ -92,7 +92,7 @@ pub fn from_value<T: DeserializeOwned + Serialize>(value: Value) -> Result<T, Ap
     // serde builds a struct from an array of its fields too; the API takes objects only.
     let written = serde_json::to_value(&parsed).unwrap_or(Value::Null);
     if let Some(path) = array_for_object(&value, &written, String::new()) {
-        let error = ApiError::bad_request(
+        let error = AppError::invalid(
             "InvalidRequestBody",
             "invalid type: array, expected an object",
         );
@@ -145,9 +145,9 @@ impl Caller {
     pub fn from_headers(
         principal: Principal,
         lookup: HeaderLookup<'_>,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<Caller, AppError> {
         let ticket_id = header_text(lookup, TICKET_ID_HEADER)?
-            .map(|t| TicketId::parse(t).map_err(|e| ApiError::invalid_value(e, TICKET_ID_HEADER)))
+            .map(|t| TicketId::parse(t).map_err(|e| AppError::invalid_value(e, TICKET_ID_HEADER)))
             .transpose()?;
         let client_request_id = header_text(lookup, "x-ms-client-request-id")?;
         let correlation_id = header_text(lookup, "x-ms-correlation-id")?
@@ -202,20 +202,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                 .get(name)
                 .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
         };
-        Caller::from_headers(principal, &lookup)
+        Ok(Caller::from_headers(principal, &lookup)?)
     }
 }
 
-fn header_text(lookup: HeaderLookup<'_>, name: &str) -> Result<Option<String>, ApiError> {
+fn header_text(lookup: HeaderLookup<'_>, name: &str) -> Result<Option<String>, AppError> {
     match lookup(name) {
         None => Ok(None),
         Some(value) => {
             let text = value.map_err(|()| {
-                ApiError::bad_request("InvalidHeader", format!("{name} must be printable ASCII"))
+                AppError::invalid("InvalidHeader", format!("{name} must be printable ASCII"))
                     .with_target(name)
             })?;
             if text.len() > 256 {
-                return Err(ApiError::bad_request(
+                return Err(AppError::invalid(
                     "InvalidHeader",
                     format!("{name} is longer than 256 characters"),
                 )
@@ -226,12 +226,12 @@ fn header_text(lookup: HeaderLookup<'_>, name: &str) -> Result<Option<String>, A
     }
 }
 
-fn entity_tag(lookup: HeaderLookup<'_>, name: &str) -> Result<Option<EntityTag>, ApiError> {
+fn entity_tag(lookup: HeaderLookup<'_>, name: &str) -> Result<Option<EntityTag>, AppError> {
     let Some(text) = header_text(lookup, name)? else {
         return Ok(None);
     };
     EntityTag::parse(&text).map(Some).ok_or_else(|| {
-        ApiError::bad_request(
+        AppError::invalid(
             "InvalidHeader",
             format!("{name} must be * or a list of quoted entity tags"),
         )

@@ -1,11 +1,13 @@
-//! The one HTTP error type: maps every refusal to a status, a wire code and the API's envelope
-//! `{"error": {"code", "message", "target", "details"}}` with `x-ms-error-code`, and hides the
-//! internals of 5xx answers (they are logged once, here, with their cause chain).
+//! The REST adapter's answers: the one HTTP error type, which maps the application layer's
+//! errors (`commands::AppError`, by `ErrorKind`) to a status, and every error to the API's
+//! envelope `{"error": {"code", "message", "target", "details"}}` with `x-ms-error-code` and
+//! `Retry-After`; and `respond`, which maps an operation's `Outcome` to a status, body and
+//! `ETag`. The internals of 5xx answers are hidden (logged once, with their cause chain).
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use commands::CommandError;
-use domain::{DomainError, InvalidValue, RefusalKind};
+use commands::{AppError, CommandError, ErrorDetail, ErrorKind, Outcome, OutcomeKind};
+use domain::{DomainError, InvalidValue};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -83,164 +85,107 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("{what} does not exist"),
-        )
+        AppError::not_found(what).into()
     }
 
     /// A value that failed to parse at JSON path `target`.
     pub fn invalid_value(error: InvalidValue, target: impl Into<String>) -> Self {
-        Self::bad_request(error.kind.code(), error.reason).with_target(target)
+        AppError::invalid_value(error, target).into()
     }
 
     /// A domain refusal; `prefix` places its target inside the request (such as `numbers[3]`).
     pub fn refused(error: &DomainError, prefix: Option<&str>) -> Self {
-        let status = match error.kind() {
-            RefusalKind::Invalid => StatusCode::BAD_REQUEST,
-            RefusalKind::NotFound => StatusCode::NOT_FOUND,
-            RefusalKind::Conflict => StatusCode::CONFLICT,
-        };
-        let target = match (prefix, error.target()) {
-            (Some(prefix), Some(target)) => Some(format!("{prefix}.{target}")),
-            (Some(prefix), None) => Some(prefix.to_string()),
-            (None, target) => target,
-        };
-        ApiError {
-            status,
-            body: ErrorBody {
-                code: error.code().to_string(),
-                message: error.to_string(),
-                target,
-                details: Vec::new(),
-            },
-            retry_after: None,
-            outcome_unknown: false,
-        }
+        AppError::refused(error, prefix).into()
     }
 
     pub fn internal(error: &dyn std::error::Error) -> Self {
-        let mut chain = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        tracing::error!(error = %chain, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "the request could not be completed; its changes may or may not have been made: \
-             read the resource, or repeat the request with the same Repeatability-Request-ID",
-        )
-        .with_outcome_unknown()
+        AppError::internal(error).into()
     }
 
     pub fn unavailable(error: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %error, "dependency unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "a service nmp depends on is unavailable; retry later",
-        )
+        AppError::unavailable(error).into()
+    }
+}
+
+/// The HTTP status of each kind of application error: the one place the REST API maps them.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::BackendRefused => StatusCode::BAD_GATEWAY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The HTTP status of each way an operation can succeed.
+pub fn success_status(kind: OutcomeKind) -> StatusCode {
+    match kind {
+        OutcomeKind::Done => StatusCode::OK,
+        OutcomeKind::Created => StatusCode::CREATED,
+        OutcomeKind::Removed => StatusCode::NO_CONTENT,
+    }
+}
+
+impl From<ErrorDetail> for ErrorBody {
+    fn from(detail: ErrorDetail) -> Self {
+        ErrorBody {
+            code: detail.code,
+            message: detail.message,
+            target: detail.target,
+            details: detail.details.into_iter().map(ErrorBody::from).collect(),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        ApiError {
+            status: status_of(error.kind),
+            body: error.body.into(),
+            retry_after: error.retry_after,
+            outcome_unknown: error.outcome_unknown,
+        }
     }
 }
 
 impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {
-        command_error(error, "numbers")
+        AppError::from(error).into()
     }
 }
 
 /// Maps a command's failure; batch items are reported under `batch_field[index]`.
 pub fn command_error(error: CommandError, batch_field: &str) -> ApiError {
-    match error {
-        CommandError::Refused(error) => ApiError::refused(&error, None),
-        CommandError::BatchRefused(refusals) => {
-            let details: Vec<ErrorBody> = refusals
-                .iter()
-                .map(|r| {
-                    ApiError::refused(&r.error, Some(&format!("{batch_field}[{}]", r.index))).body
-                })
-                .collect();
-            // The least specific status wins: any invalid item makes the request invalid.
-            let kinds: Vec<RefusalKind> = refusals.iter().map(|r| r.error.kind()).collect();
-            let status = if kinds.contains(&RefusalKind::Invalid) {
-                StatusCode::BAD_REQUEST
-            } else if kinds.contains(&RefusalKind::Conflict) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::NOT_FOUND
-            };
-            let first_target = details.first().and_then(|d| d.target.clone());
-            let mut error = ApiError::new(
-                status,
-                "InvalidBatch",
-                format!(
-                    "{} of the request's items were refused; nothing was changed",
-                    refusals.len()
-                ),
-            )
-            .with_details(details);
-            error.body.target = first_target;
-            error
-        }
-        CommandError::PreconditionFailed => ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            "the resource's ETag does not match If-Match / If-None-Match",
-        ),
-        CommandError::Conflict => ApiError::new(
-            StatusCode::CONFLICT,
-            "Conflict",
-            "the resource was changed by another request at the same time; retry",
-        ),
-        CommandError::Store(store_error) => match &store_error {
-            // No connection was had: nothing can have been written.
-            store::StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
-                ApiError::unavailable(&store_error)
-            }
-            // The connection broke, maybe while committing.
-            store::StoreError::Database(sqlx_error) if is_unavailable(sqlx_error) => {
-                ApiError::unavailable(&store_error).with_outcome_unknown()
-            }
-            store::StoreError::OutcomeUnknown(_) => {
-                ApiError::unavailable(&store_error).with_outcome_unknown()
-            }
-            store::StoreError::Database(sqlx_error) if is_statement_timeout(sqlx_error) => {
-                query_too_long()
-            }
-            _ => ApiError::internal(&store_error),
-        },
-    }
+    AppError::from_command(error, batch_field).into()
 }
 
-/// PostgreSQL cancelled the statement at its timeout (57014, query_canceled).
-pub fn is_statement_timeout(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "57014")
-}
+pub use commands::application::is_statement_timeout;
 
 /// A read cut at its statement timeout: the client may narrow it (a filter, a page) or retry.
 pub fn query_too_long() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "QueryTimedOut",
-        "the query took longer than nmp lets one run; narrow it (a filter, a smaller page) or \
-         retry later",
-    )
-    .with_retry_after(Some(std::time::Duration::from_secs(5)))
+    AppError::query_too_long().into()
 }
 
-fn is_unavailable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-    )
+/// An operation's outcome as an HTTP response: its status, the JSON body and the `ETag`.
+pub fn respond(outcome: Outcome) -> Response {
+    let etag = outcome.etag();
+    let status = success_status(outcome.kind);
+    let mut response = match outcome.body {
+        Some(body) => (status, axum::Json(body)).into_response(),
+        None => status.into_response(),
+    };
+    if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::ETAG, value);
+    }
+    response
 }
 
 impl IntoResponse for ApiError {
@@ -262,5 +207,127 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{AccountName, E164};
+
+    /// Every kind of application error, as the REST API answers it: status, code, envelope.
+    #[tokio::test]
+    async fn every_error_kind_has_its_status_and_keeps_its_code() {
+        let expected = [
+            (ErrorKind::Invalid, 400),
+            (ErrorKind::Unauthenticated, 401),
+            (ErrorKind::Forbidden, 403),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::Conflict, 409),
+            (ErrorKind::PreconditionFailed, 412),
+            (ErrorKind::TooLarge, 413),
+            (ErrorKind::Internal, 500),
+            (ErrorKind::BackendRefused, 502),
+            (ErrorKind::Unavailable, 503),
+        ];
+        assert_eq!(
+            expected.iter().map(|(kind, _)| *kind).collect::<Vec<_>>(),
+            ErrorKind::ALL,
+            "a new kind needs its status here"
+        );
+        for (kind, status) in expected {
+            let code = format!("Some{kind:?}Code");
+            let error = AppError::new(kind, &code, "why").with_target("where");
+            let response = ApiError::from(error).into_response();
+            assert_eq!(response.status().as_u16(), status, "{kind:?}");
+            assert_eq!(response.headers()["x-ms-error-code"], code.as_str());
+            let body = axum::body::to_bytes(response.into_body(), 10_000)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                body,
+                serde_json::json!({"error": {"code": code, "message": "why", "target": "where"}}),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_application_layers_errors_keep_their_wire_codes() {
+        let cases: [(AppError, StatusCode, &str); 6] = [
+            (
+                AppError::invalid_value(
+                    E164::parse("12").unwrap_err(),
+                    "numbers[0].telephoneNumber",
+                ),
+                StatusCode::BAD_REQUEST,
+                "InvalidTelephoneNumber",
+            ),
+            (
+                AppError::refused(
+                    &DomainError::AccountNotFound(AccountName::parse("a").unwrap()),
+                    None,
+                ),
+                StatusCode::NOT_FOUND,
+                "AccountNotFound",
+            ),
+            (
+                AppError::from(CommandError::PreconditionFailed),
+                StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailed",
+            ),
+            (
+                AppError::from(CommandError::Conflict),
+                StatusCode::CONFLICT,
+                "Conflict",
+            ),
+            (
+                AppError::query_too_long(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "QueryTimedOut",
+            ),
+            (
+                AppError::internal(&std::io::Error::other("disk")),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let error = ApiError::from(error);
+            assert_eq!((error.status, error.body.code.as_str()), (status, code));
+        }
+    }
+
+    #[test]
+    fn retry_after_and_an_unknown_outcome_reach_the_response() {
+        let response = ApiError::from(AppError::query_too_long()).into_response();
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "5");
+        assert!(response.extensions().get::<OutcomeUnknown>().is_none());
+        let response =
+            ApiError::from(AppError::internal(&std::io::Error::other("x"))).into_response();
+        assert!(response.extensions().get::<OutcomeUnknown>().is_some());
+    }
+
+    #[tokio::test]
+    async fn every_outcome_kind_has_its_status() {
+        let created = respond(Outcome::resource(
+            OutcomeKind::Created,
+            3,
+            serde_json::json!({"a": 1}),
+        ));
+        assert_eq!(created.status(), StatusCode::CREATED);
+        assert_eq!(created.headers()[axum::http::header::ETAG], etag_of(3));
+        let done = respond(Outcome::answer(serde_json::json!([])));
+        assert_eq!(done.status(), StatusCode::OK);
+        assert!(done.headers().get(axum::http::header::ETAG).is_none());
+        let removed = respond(Outcome::removed());
+        assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+        let body = axum::body::to_bytes(removed.into_body(), 10).await.unwrap();
+        assert!(body.is_empty());
+    }
+
+    fn etag_of(version: u64) -> String {
+        commands::etag(version)
     }
 }

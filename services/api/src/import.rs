@@ -278,7 +278,7 @@ pub async fn check(
                 .and_then(|resource| {
                     resource
                         .into_details(account, "")
-                        .map_err(|e| api_error(row, e))
+                        .map_err(|e| api_error(row, e.into()))
                 })
                 .and_then(|(number, details)| {
                     details

@@ -1,19 +1,18 @@
-//! Every operation of the Provisioning API, independent of transport: the REST handlers and the
-//! NATS API both call these, so they share validation, rules and error codes. An operation
-//! takes path values as strings and bodies as wire types, and answers an `Outcome`.
+//! The application layer: every operation of the Provisioning API, independent of transport.
+//! The REST handlers and the NATS API both call these, so they share validation, rules and
+//! error codes. An operation takes path values as strings and bodies as wire types, and answers
+//! an `Outcome` or an `AppError` (`commands::application`), which know nothing of HTTP or NATS;
+//! each adapter maps them (`error::respond` and `AppError: From<AppError>` for REST, the reply
+//! headers for NATS). Nothing here uses axum.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use commands::{CommandError, etag};
+use commands::{AppError, CommandError, ErrorDetail, ErrorKind, OutcomeKind};
 use domain::{
     AccountName, Comment, ConsentState, DomainError, E164, RelationshipStatus, SipHeaderValue,
     TenantId,
 };
-use serde_json::Value;
 
 use crate::AppState;
 use crate::context::Caller;
-use crate::error::{ApiError, ErrorBody, command_error};
 use crate::wire::account::AccountResource;
 use crate::wire::capabilities::{
     TeamsAvailableCapabilities, TeamsCapabilityPlan, TeamsCapabilityPlans,
@@ -22,65 +21,23 @@ use crate::wire::consent::{RequestForInformationPatch, RequestForInformationReso
 use crate::wire::number::{BatchNumbers, BatchNumbersDelete, MAX_BATCH, NumberResource};
 use crate::wire::parse_at;
 
-/// What an operation answers: a status, the resource's version (its ETag) and a JSON body.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub status: StatusCode,
-    pub version: Option<u64>,
-    pub body: Option<Value>,
-}
+pub use commands::Outcome;
 
-impl Outcome {
-    fn resource(status: StatusCode, version: u64, body: impl serde::Serialize) -> Outcome {
-        Outcome {
-            status,
-            version: Some(version),
-            body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
-        }
-    }
-
-    fn no_content() -> Outcome {
-        Outcome {
-            status: StatusCode::NO_CONTENT,
-            version: None,
-            body: None,
-        }
-    }
-
-    pub fn etag(&self) -> Option<String> {
-        self.version.map(etag)
-    }
-}
-
-impl IntoResponse for Outcome {
-    fn into_response(self) -> Response {
-        let etag = self.etag();
-        let mut response = match self.body {
-            Some(body) => (self.status, axum::Json(body)).into_response(),
-            None => self.status.into_response(),
-        };
-        if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
-            response.headers_mut().insert(header::ETAG, value);
-        }
-        response
-    }
-}
-
-fn account_name(value: &str) -> Result<AccountName, ApiError> {
+fn account_name(value: &str) -> Result<AccountName, AppError> {
     parse_at("accountName", AccountName::parse(value))
 }
 
-fn telephone_number(value: &str) -> Result<E164, ApiError> {
+fn telephone_number(value: &str) -> Result<E164, AppError> {
     parse_at("telephoneNumber", E164::parse(value))
 }
 
-fn tenant_id(value: &str) -> Result<TenantId, ApiError> {
+fn tenant_id(value: &str) -> Result<TenantId, AppError> {
     parse_at("tenantId", TenantId::parse(value))
 }
 
-fn vanished(what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
+fn vanished(what: &str) -> AppError {
+    AppError::new(
+        ErrorKind::Internal,
         "InternalError",
         format!("the {what} vanished after its write"),
     )
@@ -88,17 +45,17 @@ fn vanished(what: &str) -> ApiError {
 
 // ---- accounts ------------------------------------------------------------------------------
 
-pub async fn get_account(state: &AppState, account: &str) -> Result<Outcome, ApiError> {
+pub async fn get_account(state: &AppState, account: &str) -> Result<Outcome, AppError> {
     let name = account_name(account)?;
     let loaded = state.commands.account(&name).await?;
     let account = loaded
         .aggregate
         .state
         .as_ref()
-        .ok_or_else(|| ApiError::not_found(&format!("account '{name}'")))?;
+        .ok_or_else(|| AppError::not_found(&format!("account '{name}'")))?;
     let numbers = state.commands.account_number_counts(&name).await?;
     Ok(Outcome::resource(
-        StatusCode::OK,
+        OutcomeKind::Done,
         loaded.version,
         AccountResource::from_state(account, &numbers),
     ))
@@ -109,7 +66,7 @@ pub async fn put_account(
     caller: &Caller,
     account: &str,
     body: AccountResource,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let name = account_name(account)?;
     let request = body.into_request(&name)?;
     let (loaded, created) = state
@@ -123,9 +80,9 @@ pub async fn put_account(
         )
         .await?;
     let status = if created {
-        StatusCode::CREATED
+        OutcomeKind::Created
     } else {
-        StatusCode::OK
+        OutcomeKind::Done
     };
     let account = loaded
         .aggregate
@@ -145,7 +102,7 @@ pub async fn retry_account_provisioning(
     state: &AppState,
     caller: &Caller,
     account: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let name = account_name(account)?;
     let loaded = state
         .commands
@@ -158,7 +115,7 @@ pub async fn retry_account_provisioning(
         .ok_or_else(|| vanished("account"))?;
     let numbers = state.commands.account_number_counts(&name).await?;
     Ok(Outcome::resource(
-        StatusCode::OK,
+        OutcomeKind::Done,
         loaded.version,
         AccountResource::from_state(account, &numbers),
     ))
@@ -169,7 +126,7 @@ pub async fn delete_account(
     caller: &Caller,
     account: &str,
     delete_numbers: bool,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let name = account_name(account)?;
     state
         .commands
@@ -180,20 +137,20 @@ pub async fn delete_account(
             &caller.metadata,
         )
         .await?;
-    Ok(Outcome::no_content())
+    Ok(Outcome::removed())
 }
 
 // ---- Teams capabilities, asked of the backend ----------------------------------------------
 
-fn backend_error(error: backend::BackendError) -> ApiError {
+fn backend_error(error: backend::BackendError) -> AppError {
     match error {
         backend::BackendError::Transient {
             reason,
             retry_after,
         } => {
             tracing::warn!(%reason, "the Teams backend is unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            AppError::new(
+                ErrorKind::Unavailable,
                 "BackendUnavailable",
                 "the Teams backend is unavailable for now; retry later",
             )
@@ -201,8 +158,8 @@ fn backend_error(error: backend::BackendError) -> ApiError {
         }
         backend::BackendError::Permanent { code, message } => {
             tracing::warn!(%code, %message, "the Teams backend refused a request");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
+            AppError::new(
+                ErrorKind::BackendRefused,
                 code,
                 format!("the Teams backend refused the request: {message}"),
             )
@@ -211,10 +168,10 @@ fn backend_error(error: backend::BackendError) -> ApiError {
 }
 
 /// The backend nmp reaches, if one is configured.
-fn configured_backend(state: &AppState) -> Result<std::sync::Arc<dyn backend::Backend>, ApiError> {
+fn configured_backend(state: &AppState) -> Result<std::sync::Arc<dyn backend::Backend>, AppError> {
     state.backend.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+        AppError::new(
+            ErrorKind::Unavailable,
             "BackendNotConfigured",
             "nmp is not connected to a Teams backend (NMP_BACKEND_URL), so it cannot ask it",
         )
@@ -222,16 +179,16 @@ fn configured_backend(state: &AppState) -> Result<std::sync::Arc<dyn backend::Ba
 }
 
 /// The Teams tenant of an existing account: the backend knows tenants, not accounts.
-async fn teams_tenant(state: &AppState, name: &AccountName) -> Result<TenantId, ApiError> {
+async fn teams_tenant(state: &AppState, name: &AccountName) -> Result<TenantId, AppError> {
     let loaded = state.commands.account(name).await?;
     let account = loaded
         .aggregate
         .state
         .as_ref()
-        .ok_or_else(|| ApiError::not_found(&format!("account '{name}'")))?;
+        .ok_or_else(|| AppError::not_found(&format!("account '{name}'")))?;
     account.services.teams_tenant_id.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
+        AppError::new(
+            ErrorKind::Conflict,
             "AccountWithoutTeamsTenant",
             format!("account '{name}' has no teamsTenantId, so the Teams backend cannot tell"),
         )
@@ -243,7 +200,7 @@ async fn teams_tenant(state: &AppState, name: &AccountName) -> Result<TenantId, 
 pub async fn get_teams_capability_plans(
     state: &AppState,
     account: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let name = account_name(account)?;
     let backend = configured_backend(state)?;
     let tenant = teams_tenant(state, &name).await?;
@@ -257,11 +214,7 @@ pub async fn get_teams_capability_plans(
             .map(TeamsCapabilityPlan::from_backend)
             .collect(),
     };
-    Ok(Outcome {
-        status: StatusCode::OK,
-        version: None,
-        body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
-    })
+    Ok(Outcome::answer(body))
 }
 
 /// The Teams capabilities the backend would give all the numbers named (at most 100) in the
@@ -270,7 +223,7 @@ pub async fn get_teams_available_capabilities(
     state: &AppState,
     account: &str,
     batch: BatchNumbersDelete,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let name = account_name(account)?;
     let numbers = telephone_numbers(batch, false)?;
     let backend = configured_backend(state)?;
@@ -279,12 +232,12 @@ pub async fn get_teams_available_capabilities(
         .available_capabilities(&tenant, &numbers)
         .await
         .map_err(backend_error)?;
-    let rejected: Vec<ErrorBody> = answers
+    let rejected: Vec<ErrorDetail> = answers
         .iter()
         .filter_map(|answer| {
             let rejection = answer.error.as_ref()?;
             let index = numbers.iter().position(|n| n == &answer.telephone_number);
-            Some(ErrorBody {
+            Some(ErrorDetail {
                 code: rejection.code.clone(),
                 message: rejection.message.clone(),
                 target: Some(match index {
@@ -298,7 +251,7 @@ pub async fn get_teams_available_capabilities(
     if !rejected.is_empty() {
         let count = rejected.len();
         let target = rejected.first().and_then(|r| r.target.clone());
-        let mut error = ApiError::bad_request(
+        let mut error = AppError::invalid(
             "InvalidBatch",
             format!("the Teams backend rejected {count} of the request's numbers"),
         )
@@ -307,20 +260,16 @@ pub async fn get_teams_available_capabilities(
         return Err(error);
     }
     let body = TeamsAvailableCapabilities::common_to(&answers);
-    Ok(Outcome {
-        status: StatusCode::OK,
-        version: None,
-        body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
-    })
+    Ok(Outcome::answer(body))
 }
 
 // ---- numbers -------------------------------------------------------------------------------
 
 /// At most 100 numbers; none only where nothing is asked (an empty write is a no-op, as the
 /// public API has no `minItems`; capabilities common to no numbers mean nothing).
-fn check_batch_size(count: usize, none_allowed: bool) -> Result<(), ApiError> {
+fn check_batch_size(count: usize, none_allowed: bool) -> Result<(), AppError> {
     if count > MAX_BATCH {
-        return Err(ApiError::bad_request(
+        return Err(AppError::invalid(
             "TooManyNumbers",
             format!("a request may hold at most {MAX_BATCH} numbers, not {count}"),
         )
@@ -328,8 +277,7 @@ fn check_batch_size(count: usize, none_allowed: bool) -> Result<(), ApiError> {
     }
     if count == 0 && !none_allowed {
         return Err(
-            ApiError::bad_request("NoNumbers", "the request names no numbers")
-                .with_target("numbers"),
+            AppError::invalid("NoNumbers", "the request names no numbers").with_target("numbers"),
         );
     }
     Ok(())
@@ -341,7 +289,7 @@ pub async fn create_or_update_numbers(
     caller: &Caller,
     account: &str,
     batch: BatchNumbers,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let account = account_name(account)?;
     check_batch_size(batch.numbers.len(), true)?;
     let items = batch
@@ -354,22 +302,18 @@ pub async fn create_or_update_numbers(
         .commands
         .upsert_numbers(&account, items, &caller.metadata)
         .await
-        .map_err(|e| command_error(e, "numbers"))?;
+        .map_err(|e| AppError::from_command(e, "numbers"))?;
     let numbers = outcomes
         .iter()
         .filter_map(|o| o.number.aggregate.state.as_ref())
         .map(NumberResource::from_state)
         .collect();
-    Ok(Outcome {
-        status: StatusCode::OK,
-        version: None,
-        body: Some(serde_json::to_value(BatchNumbers { numbers }).unwrap_or(Value::Null)),
-    })
+    Ok(Outcome::answer(BatchNumbers { numbers }))
 }
 
 /// The telephone numbers of a batch naming numbers (at most 100), each checked, with the
 /// index of a bad one in its target.
-fn telephone_numbers(batch: BatchNumbersDelete, none_allowed: bool) -> Result<Vec<E164>, ApiError> {
+fn telephone_numbers(batch: BatchNumbersDelete, none_allowed: bool) -> Result<Vec<E164>, AppError> {
     check_batch_size(batch.numbers.len(), none_allowed)?;
     batch
         .numbers
@@ -390,22 +334,22 @@ pub async fn delete_numbers(
     caller: &Caller,
     account: &str,
     batch: BatchNumbersDelete,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let account = account_name(account)?;
     let numbers = telephone_numbers(batch, true)?;
     state
         .commands
         .delete_numbers(&account, numbers, &caller.metadata)
         .await
-        .map_err(|e| command_error(e, "numbers"))?;
-    Ok(Outcome::no_content())
+        .map_err(|e| AppError::from_command(e, "numbers"))?;
+    Ok(Outcome::removed())
 }
 
 pub async fn get_number(
     state: &AppState,
     account: &str,
     number: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let account = account_name(account)?;
     let number = telephone_number(number)?;
     let loaded = state.commands.number(&number).await?;
@@ -414,9 +358,9 @@ pub async fn get_number(
         .state
         .as_ref()
         .filter(|s| s.account == account)
-        .ok_or_else(|| ApiError::not_found(&format!("number {number} in account '{account}'")))?;
+        .ok_or_else(|| AppError::not_found(&format!("number {number} in account '{account}'")))?;
     Ok(Outcome::resource(
-        StatusCode::OK,
+        OutcomeKind::Done,
         loaded.version,
         NumberResource::from_state(resource),
     ))
@@ -428,12 +372,12 @@ pub async fn put_number(
     account: &str,
     number: &str,
     body: NumberResource,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let account = account_name(account)?;
     let number = telephone_number(number)?;
     let (body_number, details) = body.into_details(&account, "")?;
     if body_number != number {
-        return Err(ApiError::bad_request(
+        return Err(AppError::invalid(
             "TelephoneNumberMismatch",
             format!("the body's telephoneNumber {body_number} differs from the path's {number}"),
         )
@@ -450,9 +394,9 @@ pub async fn put_number(
         )
         .await?;
     let status = if outcome.created {
-        StatusCode::CREATED
+        OutcomeKind::Created
     } else {
-        StatusCode::OK
+        OutcomeKind::Done
     };
     let resource = outcome
         .number
@@ -472,14 +416,14 @@ pub async fn delete_number(
     caller: &Caller,
     account: &str,
     number: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let account = account_name(account)?;
     let number = telephone_number(number)?;
     state
         .commands
         .delete_number(&account, number, &caller.preconditions, &caller.metadata)
         .await?;
-    Ok(Outcome::no_content())
+    Ok(Outcome::removed())
 }
 
 /// Pushes again a number's change whose provisioning failed (nmp's own): an upload, an update
@@ -489,7 +433,7 @@ pub async fn retry_number_provisioning(
     caller: &Caller,
     account: &str,
     number: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let account = account_name(account)?;
     let number = telephone_number(number)?;
     let loaded = state
@@ -502,7 +446,7 @@ pub async fn retry_number_provisioning(
         .as_ref()
         .ok_or_else(|| vanished("number"))?;
     Ok(Outcome::resource(
-        StatusCode::OK,
+        OutcomeKind::Done,
         loaded.version,
         NumberResource::from_state(resource),
     ))
@@ -515,7 +459,7 @@ pub async fn set_custom_sip_header(
     account: &str,
     number: &str,
     value: Option<String>,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let account = account_name(account)?;
     let number = telephone_number(number)?;
     let value = value
@@ -537,7 +481,7 @@ pub async fn set_custom_sip_header(
         .as_ref()
         .ok_or_else(|| vanished("number"))?;
     Ok(Outcome::resource(
-        StatusCode::OK,
+        OutcomeKind::Done,
         loaded.version,
         NumberResource::from_state(resource),
     ))
@@ -548,7 +492,7 @@ pub async fn set_custom_sip_header(
 async fn consent_resource(
     state: &AppState,
     consent: &ConsentState,
-) -> Result<RequestForInformationResource, ApiError> {
+) -> Result<RequestForInformationResource, AppError> {
     let account = state.commands.account_of_tenant(&consent.tenant_id).await?;
     Ok(RequestForInformationResource::from_state(
         consent,
@@ -559,15 +503,15 @@ async fn consent_resource(
 pub async fn get_request_for_information(
     state: &AppState,
     tenant: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let tenant = tenant_id(tenant)?;
     let loaded = state.commands.consent(&tenant).await?;
     let consent =
         loaded.aggregate.state.as_ref().ok_or_else(|| {
-            ApiError::refused(&DomainError::ConsentNotFound(tenant.clone()), None)
+            AppError::refused(&DomainError::ConsentNotFound(tenant.clone()), None)
         })?;
     Ok(Outcome::resource(
-        StatusCode::OK,
+        OutcomeKind::Done,
         loaded.version,
         consent_resource(state, consent).await?,
     ))
@@ -580,11 +524,11 @@ pub async fn patch_request_for_information(
     caller: &Caller,
     tenant: &str,
     patch: RequestForInformationPatch,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let tenant = tenant_id(tenant)?;
     let current = state.commands.consent(&tenant).await?;
     let Some(consent) = &current.aggregate.state else {
-        return Err(ApiError::refused(
+        return Err(AppError::refused(
             &DomainError::ConsentNotFound(tenant),
             None,
         ));
@@ -594,9 +538,9 @@ pub async fn patch_request_for_information(
         caller
             .preconditions
             .check(true, current.version)
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         return Ok(Outcome::resource(
-            StatusCode::OK,
+            OutcomeKind::Done,
             current.version,
             consent_resource(state, consent).await?,
         ));
@@ -608,7 +552,7 @@ pub async fn patch_request_for_information(
             RelationshipStatus::parse(&status),
         )?,
         None => existing.map(|r| r.status).ok_or_else(|| {
-            ApiError::bad_request(
+            AppError::invalid(
                 "MissingRelationshipStatus",
                 "customerRelationship.status is required: the consent has no relationship yet",
             )
@@ -635,8 +579,8 @@ pub async fn patch_request_for_information(
         )
         .await
         .map_err(|error| match error {
-            CommandError::Refused(error) => ApiError::refused(&error, None),
-            other => ApiError::from(other),
+            CommandError::Refused(error) => AppError::refused(&error, None),
+            other => AppError::from(other),
         })?;
     let consent = loaded
         .aggregate
@@ -644,7 +588,7 @@ pub async fn patch_request_for_information(
         .as_ref()
         .ok_or_else(|| vanished("request for information"))?;
     Ok(Outcome::resource(
-        StatusCode::OK,
+        OutcomeKind::Done,
         loaded.version,
         consent_resource(state, consent).await?,
     ))
@@ -655,7 +599,7 @@ pub async fn retry_request_for_information_provisioning(
     state: &AppState,
     caller: &Caller,
     tenant: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let tenant = tenant_id(tenant)?;
     let loaded = state
         .commands
@@ -667,7 +611,7 @@ pub async fn retry_request_for_information_provisioning(
         .as_ref()
         .ok_or_else(|| vanished("request for information"))?;
     Ok(Outcome::resource(
-        StatusCode::OK,
+        OutcomeKind::Done,
         loaded.version,
         consent_resource(state, consent).await?,
     ))

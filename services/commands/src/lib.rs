@@ -4,6 +4,7 @@
 //! The provisioning saga records the backend's answers here too (`record_number_outcomes`,
 //! `record_account_outcome`, `record_consent_outcome`), as commands like any other.
 
+pub mod application;
 mod preconditions;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use domain::{
 };
 use store::{Changes, EventMetadata, EventStore, Loaded, StoreError, TenantLink};
 
+pub use application::{AppError, ErrorDetail, ErrorKind, Outcome, OutcomeKind};
 pub use preconditions::{EntityTag, Preconditions, etag};
 
 /// How often an unconditional command is retried when a concurrent writer wins the race.

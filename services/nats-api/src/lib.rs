@@ -16,11 +16,10 @@ use std::sync::Arc;
 
 use api::AppState;
 use api::context::Caller;
-use api::error::ApiError;
-use api::operations::Outcome;
 use async_nats::HeaderMap;
 use async_nats::service::{Request, ServiceExt};
 use auth::Permission;
+use commands::{AppError, ErrorKind, Outcome, OutcomeKind};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -90,8 +89,8 @@ async fn answer(state: AppState, settings: Arc<NatsApiSettings>, request: Reques
     let handled = tokio::spawn(async move { handle(&state, &settings, &message).await }).await;
     let result = match handled {
         Ok(result) => result,
-        Err(_) => Err(ApiError::new(
-            api::StatusCode::INTERNAL_SERVER_ERROR,
+        Err(_) => Err(AppError::new(
+            ErrorKind::Internal,
             "InternalError",
             "the request could not be completed; it is safe to retry",
         )),
@@ -105,13 +104,41 @@ async fn answer(state: AppState, settings: Arc<NatsApiSettings>, request: Reques
     }
 }
 
+/// The status a reply reports in `Nmp-Status` for each way an operation succeeds: the number
+/// its REST twin answers, so that clients of both read one table.
+fn success_status(kind: OutcomeKind) -> u16 {
+    match kind {
+        OutcomeKind::Done => 200,
+        OutcomeKind::Created => 201,
+        OutcomeKind::Removed => 204,
+    }
+}
+
+/// The status a reply reports in `Nmp-Status` and `Nats-Service-Error-Code` for each kind of
+/// error: the number its REST twin answers.
+fn error_status(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::Invalid => 400,
+        ErrorKind::Unauthenticated => 401,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Conflict => 409,
+        ErrorKind::PreconditionFailed => 412,
+        ErrorKind::TooLarge => 413,
+        ErrorKind::Internal => 500,
+        ErrorKind::BackendRefused => 502,
+        ErrorKind::Unavailable => 503,
+    }
+}
+
 /// The reply's body and headers: the resource (or `{}`) with `Nmp-Status` and `ETag`, or the
 /// error envelope with `Nats-Service-Error`, `Nats-Service-Error-Code` and `Nmp-Error-Code`.
-fn reply(result: Result<Outcome, ApiError>) -> (Vec<u8>, HeaderMap) {
+fn reply(result: Result<Outcome, AppError>) -> (Vec<u8>, HeaderMap) {
     let mut headers = HeaderMap::new();
     match result {
         Ok(outcome) => {
-            headers.insert("Nmp-Status", outcome.status.as_u16().to_string().as_str());
+            let status = success_status(outcome.kind).to_string();
+            headers.insert("Nmp-Status", status.as_str());
             if let Some(etag) = outcome.etag() {
                 headers.insert("ETag", etag.as_str());
             }
@@ -121,7 +148,7 @@ fn reply(result: Result<Outcome, ApiError>) -> (Vec<u8>, HeaderMap) {
             (serde_json::to_vec(&body).unwrap_or_default(), headers)
         }
         Err(error) => {
-            let status = error.status.as_u16().to_string();
+            let status = error_status(error.kind).to_string();
             headers.insert("Nmp-Status", status.as_str());
             headers.insert("Nats-Service-Error-Code", status.as_str());
             headers.insert(
@@ -153,7 +180,7 @@ async fn handle(
     state: &AppState,
     settings: &NatsApiSettings,
     message: &async_nats::Message,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     let api_prefix = format!("{}.api.", settings.prefix);
     let name = message
         .subject
@@ -161,8 +188,8 @@ async fn handle(
         .strip_prefix(&api_prefix)
         .unwrap_or_default();
     let operation = Operation::parse(name).ok_or_else(|| {
-        ApiError::new(
-            api::StatusCode::NOT_FOUND,
+        AppError::new(
+            ErrorKind::NotFound,
             "UnknownOperation",
             format!(
                 "'{name}' is not an operation; see docs/asyncapi.yaml for {api_prefix}<resource>.<operation>"
@@ -170,8 +197,8 @@ async fn handle(
         )
     })?;
     if message.payload.len() > settings.max_payload {
-        return Err(ApiError::new(
-            api::StatusCode::PAYLOAD_TOO_LARGE,
+        return Err(AppError::new(
+            ErrorKind::TooLarge,
             "RequestBodyTooLarge",
             format!("the payload is larger than {} bytes", settings.max_payload),
         ));
@@ -187,7 +214,7 @@ async fn handle(
     };
     let caller = authorize(state, &lookup, operation.permission()).await?;
     let body: Value = serde_json::from_slice(&message.payload)
-        .map_err(|e| ApiError::bad_request("InvalidJson", e.to_string()))?;
+        .map_err(|e| AppError::invalid("InvalidJson", e.to_string()))?;
     requests::run(state, &caller, operation, body).await
 }
 
@@ -196,26 +223,92 @@ async fn authorize(
     state: &AppState,
     lookup: &(dyn Fn(&str) -> Option<Result<String, ()>> + Sync),
     permission: Permission,
-) -> Result<Caller, ApiError> {
+) -> Result<Caller, AppError> {
     let header = lookup("authorization").and_then(Result::ok);
     let principal = match auth::bearer_token(header.as_deref()) {
         Ok(token) => state.verifier.verify(token).await,
         Err(error) => Err(error),
     }
     .map_err(|error| {
-        let status = if matches!(error, auth::AuthError::KeysUnavailable) {
-            api::StatusCode::SERVICE_UNAVAILABLE
+        let kind = if matches!(error, auth::AuthError::KeysUnavailable) {
+            ErrorKind::Unavailable
         } else {
-            api::StatusCode::UNAUTHORIZED
+            ErrorKind::Unauthenticated
         };
-        ApiError::new(status, error.code(), error.to_string())
+        AppError::new(kind, error.code(), error.to_string())
     })?;
     if !principal.allows(permission) {
-        return Err(ApiError::new(
-            api::StatusCode::FORBIDDEN,
+        return Err(AppError::new(
+            ErrorKind::Forbidden,
             "Forbidden",
             format!("this operation needs the {permission} permission (a ProvisioningAPI role)"),
         ));
     }
     Caller::from_headers(principal, lookup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+        headers.get(name).map(|value| value.as_str().to_string())
+    }
+
+    /// Every kind of application error, as a NATS reply reports it: the status its REST twin
+    /// answers, the code, and the API's error envelope.
+    #[test]
+    fn every_error_kind_has_its_status_and_keeps_its_code() {
+        let expected = [
+            (ErrorKind::Invalid, "400"),
+            (ErrorKind::Unauthenticated, "401"),
+            (ErrorKind::Forbidden, "403"),
+            (ErrorKind::NotFound, "404"),
+            (ErrorKind::Conflict, "409"),
+            (ErrorKind::PreconditionFailed, "412"),
+            (ErrorKind::TooLarge, "413"),
+            (ErrorKind::Internal, "500"),
+            (ErrorKind::BackendRefused, "502"),
+            (ErrorKind::Unavailable, "503"),
+        ];
+        assert_eq!(
+            expected.iter().map(|(kind, _)| *kind).collect::<Vec<_>>(),
+            ErrorKind::ALL,
+            "a new kind needs its status here"
+        );
+        for (kind, status) in expected {
+            let code = format!("Some{kind:?}Code");
+            let (body, headers) = reply(Err(AppError::new(kind, &code, "why\nnot")));
+            assert_eq!(header(&headers, "Nmp-Status").as_deref(), Some(status));
+            assert_eq!(
+                header(&headers, "Nats-Service-Error-Code").as_deref(),
+                Some(status)
+            );
+            assert_eq!(header(&headers, "Nmp-Error-Code"), Some(code.clone()));
+            assert_eq!(
+                header(&headers, "Nats-Service-Error").as_deref(),
+                Some("why?not")
+            );
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                body,
+                serde_json::json!({"error": {"code": code, "message": "why\nnot"}})
+            );
+        }
+    }
+
+    #[test]
+    fn every_outcome_kind_has_its_status() {
+        let created = Outcome::resource(OutcomeKind::Created, 2, serde_json::json!({"a": 1}));
+        let (body, headers) = reply(Ok(created));
+        assert_eq!(header(&headers, "Nmp-Status").as_deref(), Some("201"));
+        assert_eq!(header(&headers, "ETag"), Some(commands::etag(2)));
+        assert_eq!(body, br#"{"a":1}"#);
+        let (_, headers) = reply(Ok(Outcome::answer(serde_json::json!([]))));
+        assert_eq!(header(&headers, "Nmp-Status").as_deref(), Some("200"));
+        assert_eq!(header(&headers, "ETag"), None);
+        let (body, headers) = reply(Ok(Outcome::removed()));
+        assert_eq!(header(&headers, "Nmp-Status").as_deref(), Some("204"));
+        assert_eq!(body, b"{}");
+    }
 }

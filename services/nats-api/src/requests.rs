@@ -3,12 +3,12 @@
 
 use api::AppState;
 use api::context::{Caller, from_value};
-use api::error::ApiError;
-use api::operations::{self, Outcome};
+use api::operations;
 use api::wire::account::AccountResource;
 use api::wire::consent::{CustomerRelationshipPatch, RequestForInformationPatch};
 use api::wire::number::{BatchNumbers, BatchNumbersDelete, NumberIdentifier, NumberResource};
 use auth::Permission;
+use commands::{AppError, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -191,7 +191,7 @@ pub async fn run(
     caller: &Caller,
     operation: Operation,
     body: Value,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, AppError> {
     match operation {
         Operation::AccountsGet => {
             let request: AccountRef = from_value(body)?;
@@ -263,7 +263,7 @@ pub async fn run(
         Operation::NumbersSetCustomSipHeader => {
             let request: SipHeaderPut = from_value(body)?;
             let Some(value) = request.custom_sip_header else {
-                return Err(ApiError::bad_request(
+                return Err(AppError::invalid(
                     "MissingField",
                     "customSipHeader is required: a value sets the header, null clears it",
                 )

@@ -707,7 +707,10 @@ async fn create_account(
             .into_response();
     }
     let body = form.resource(None);
-    match crate::operations::put_account(&state, &caller, &form.name, body).await {
+    match crate::operations::put_account(&state, &caller, &form.name, body)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => saved(&form.name),
         Err(error) if error.status == StatusCode::PRECONDITION_FAILED => {
             let message = format!(
@@ -780,7 +783,10 @@ async fn update_account(
             .into_response();
     }
     let body = form.resource(Some(&account));
-    match crate::operations::put_account(&state, &caller, &form.name, body).await {
+    match crate::operations::put_account(&state, &caller, &form.name, body)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => saved(&form.name),
         Err(error) if error.status == StatusCode::PRECONDITION_FAILED => {
             let message = "Someone changed this account after you opened this form. Open the \
@@ -985,7 +991,10 @@ fn deleter(
             .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
     };
     crate::context::Caller::from_headers(session.principal.clone(), &lookup)
-        .map_err(|error| Box::new(refused(error.status, &error.body.message)))
+        .map_err(|error| {
+            let status = crate::error::status_of(error.kind);
+            Box::new(refused(status, &error.body.message))
+        })
 }
 
 /// Asks whether to delete an account, and whether its numbers go with it.
@@ -1063,7 +1072,10 @@ async fn delete_account(
         answer.ticket_error = Some(message);
         return delete_page(&state, &session, &name, &answer, StatusCode::BAD_REQUEST).await;
     }
-    match crate::operations::delete_account(&state, &caller, &name, answer.with_numbers).await {
+    match crate::operations::delete_account(&state, &caller, &name, answer.with_numbers)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => {
             // With numbers the backend must release, the account stays until it has.
             match load_account(&state, &name).await {

@@ -314,7 +314,10 @@ async fn answer_consent(
             comment: Some((!comment.is_empty()).then(|| comment.clone())),
         }),
     };
-    match crate::operations::patch_request_for_information(&state, &caller, &tenant, patch).await {
+    match crate::operations::patch_request_for_information(&state, &caller, &tenant, patch)
+        .await
+        .map_err(crate::error::ApiError::from)
+    {
         Ok(_) => Redirect::to(&format!("/portal/consents/{tenant}?saved=1")).into_response(),
         Err(error) if error.status.is_client_error() && error.status != StatusCode::NOT_FOUND => {
             let field = match error.body.target.as_deref() {

@@ -99,7 +99,10 @@ async fn retry_failure(
     };
     match outcome {
         Ok(_) => Redirect::to("/portal/failures?retried=1").into_response(),
-        Err(error) => (error.status, trouble(&error.body.message)).into_response(),
+        Err(error) => {
+            let status = crate::error::status_of(error.kind);
+            (status, trouble(&error.body.message)).into_response()
+        }
     }
 }
 

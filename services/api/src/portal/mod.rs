@@ -262,7 +262,8 @@ fn writer(
             .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
     };
     crate::context::Caller::from_headers(session.principal.clone(), &lookup).map_err(|error| {
-        Box::new((error.status, pages::trouble(&error.body.message)).into_response())
+        let status = crate::error::status_of(error.kind);
+        Box::new((status, pages::trouble(&error.body.message)).into_response())
     })
 }
 

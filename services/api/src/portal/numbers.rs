@@ -841,7 +841,10 @@ async fn create_numbers(
         Err(errors) => return refuse(errors),
     };
     let account_name = account.name.to_string();
-    match crate::operations::create_or_update_numbers(&state, &caller, &account_name, batch).await {
+    match crate::operations::create_or_update_numbers(&state, &caller, &account_name, batch)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => Redirect::to(&format!(
             "{}?added={}",
             list_link(Some(&account_name)),
@@ -1370,7 +1373,10 @@ async fn upload_sip_header(
     let account = number.account.as_str();
     let tn = number.telephone_number.as_str();
     let new = (!value.is_empty()).then(|| value.to_string());
-    match crate::operations::set_custom_sip_header(state, caller, account, tn, new).await {
+    match crate::operations::set_custom_sip_header(state, caller, account, tn, new)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => Redirect::to(&format!("{}?saved=1", number_link(account, tn))).into_response(),
         Err(error) if error.status.is_client_error() && error.status != StatusCode::NOT_FOUND => {
             again(upper_first(&error.body.message))
@@ -1434,7 +1440,10 @@ fn remover(session: &Session, headers: &HeaderMap, csrf: &str) -> Result<Caller,
             .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
     };
     Caller::from_headers(session.principal.clone(), &lookup)
-        .map_err(|error| Box::new((error.status, trouble(&error.body.message)).into_response()))
+        .map_err(|error| {
+            let status = crate::error::status_of(error.kind);
+            Box::new((status, trouble(&error.body.message)).into_response())
+        })
 }
 
 /// Deletes the numbers ticked in the list, in two steps: `confirm` shows them, `delete`
@@ -1481,7 +1490,10 @@ async fn delete(
             })
             .collect(),
     };
-    match crate::operations::delete_numbers(&state, &caller, name, batch).await {
+    match crate::operations::delete_numbers(&state, &caller, name, batch)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => Redirect::to(&format!(
             "{}?deleted={}",
             list_link(Some(name)),

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 
 use crate::AppState;
 use crate::context::{AppJson, Caller, from_value};
-use crate::error::ApiError;
-use crate::operations::{self, Outcome};
+use crate::error::{ApiError, respond};
+use crate::operations;
 use crate::wire::account::AccountResource;
 use crate::wire::capabilities::{TeamsAvailableCapabilities, TeamsCapabilityPlans};
 use crate::wire::number::{BatchNumbers, BatchNumbersDelete};
@@ -38,8 +39,8 @@ pub async fn get_account(
     State(state): State<AppState>,
     Path(account): Path<String>,
     _caller: Caller,
-) -> Result<Outcome, ApiError> {
-    operations::get_account(&state, &account).await
+) -> Result<Response, ApiError> {
+    Ok(respond(operations::get_account(&state, &account).await?))
 }
 
 /// Create (201) or replace (200) an account.
@@ -57,8 +58,10 @@ pub async fn put_account(
     Path(account): Path<String>,
     caller: Caller,
     AppJson(body): AppJson<AccountResource>,
-) -> Result<Outcome, ApiError> {
-    operations::put_account(&state, &caller, &account, body).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::put_account(&state, &caller, &account, body).await?,
+    ))
 }
 
 /// Delete an account; with `deleteNumbers=true` its numbers too.
@@ -75,7 +78,7 @@ pub async fn delete_account(
     Path(account): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     caller: Caller,
-) -> Result<Outcome, ApiError> {
+) -> Result<Response, ApiError> {
     let delete_numbers = match query.get("deleteNumbers").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
@@ -87,7 +90,9 @@ pub async fn delete_account(
             .with_target("deleteNumbers"));
         }
     };
-    operations::delete_account(&state, &caller, &account, delete_numbers).await
+    Ok(respond(
+        operations::delete_account(&state, &caller, &account, delete_numbers).await?,
+    ))
 }
 
 /// `POST /accounts/{accountName}:{action}`: the path segment carries both. The actions that
@@ -97,7 +102,7 @@ pub async fn account_action(
     Path(segment): Path<String>,
     caller: Caller,
     request: Request,
-) -> Result<Outcome, ApiError> {
+) -> Result<Response, ApiError> {
     let Some((account, action)) = segment.split_once(':') else {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -141,9 +146,11 @@ pub async fn create_or_update_numbers(
     account: &str,
     caller: Caller,
     body: serde_json::Value,
-) -> Result<Outcome, ApiError> {
+) -> Result<Response, ApiError> {
     let batch: BatchNumbers = from_value(body)?;
-    operations::create_or_update_numbers(&state, &caller, account, batch).await
+    Ok(respond(
+        operations::create_or_update_numbers(&state, &caller, account, batch).await?,
+    ))
 }
 
 /// Delete at most 100 numbers: all must belong to the account, or none is deleted.
@@ -160,9 +167,11 @@ pub async fn delete_numbers(
     account: &str,
     caller: Caller,
     body: serde_json::Value,
-) -> Result<Outcome, ApiError> {
+) -> Result<Response, ApiError> {
     let batch: BatchNumbersDelete = from_value(body)?;
-    operations::delete_numbers(&state, &caller, account, batch).await
+    Ok(respond(
+        operations::delete_numbers(&state, &caller, account, batch).await?,
+    ))
 }
 
 /// The request's JSON body, for the actions that take one.
@@ -185,8 +194,10 @@ async fn json_body(request: Request) -> Result<serde_json::Value, ApiError> {
 pub async fn get_teams_capability_plans(
     state: AppState,
     account: &str,
-) -> Result<Outcome, ApiError> {
-    operations::get_teams_capability_plans(&state, account).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::get_teams_capability_plans(&state, account).await?,
+    ))
 }
 
 /// The Teams capabilities available to all the numbers named (at most 100), as the backend
@@ -206,9 +217,11 @@ pub async fn get_teams_available_capabilities(
     state: AppState,
     account: &str,
     body: serde_json::Value,
-) -> Result<Outcome, ApiError> {
+) -> Result<Response, ApiError> {
     let batch: BatchNumbersDelete = from_value(body)?;
-    operations::get_teams_available_capabilities(&state, account, batch).await
+    Ok(respond(
+        operations::get_teams_available_capabilities(&state, account, batch).await?,
+    ))
 }
 
 /// Push again an account's change whose provisioning failed (nmp's own). Only when
@@ -225,6 +238,8 @@ pub async fn retry_provisioning(
     state: AppState,
     account: &str,
     caller: Caller,
-) -> Result<Outcome, ApiError> {
-    operations::retry_account_provisioning(&state, &caller, account).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::retry_account_provisioning(&state, &caller, account).await?,
+    ))
 }

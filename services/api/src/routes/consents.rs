@@ -4,12 +4,13 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 
 use crate::AppState;
 use crate::context::{AppJson, Caller};
-use crate::error::ApiError;
-use crate::operations::{self, Outcome};
+use crate::error::{ApiError, respond};
+use crate::operations;
 use crate::wire::consent::{RequestForInformationPatch, RequestForInformationResource};
 
 pub fn router() -> Router<AppState> {
@@ -32,8 +33,10 @@ pub async fn get_request_for_information(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     _caller: Caller,
-) -> Result<Outcome, ApiError> {
-    operations::get_request_for_information(&state, &tenant).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::get_request_for_information(&state, &tenant).await?,
+    ))
 }
 
 /// Update the customer relationship of a consent (JSON merge patch).
@@ -50,8 +53,10 @@ pub async fn patch_request_for_information(
     Path(tenant): Path<String>,
     caller: Caller,
     AppJson(patch): AppJson<RequestForInformationPatch>,
-) -> Result<Outcome, ApiError> {
-    operations::patch_request_for_information(&state, &caller, &tenant, patch).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::patch_request_for_information(&state, &caller, &tenant, patch).await?,
+    ))
 }
 
 /// `POST /teamsRequestsForInformation/{tenantId}:{action}`. Actions take no body; one sent is
@@ -60,7 +65,7 @@ pub async fn request_for_information_action(
     State(state): State<AppState>,
     Path(segment): Path<String>,
     caller: Caller,
-) -> Result<Outcome, ApiError> {
+) -> Result<Response, ApiError> {
     let Some((tenant, action)) = segment.split_once(':') else {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -92,6 +97,8 @@ pub async fn retry_provisioning(
     state: AppState,
     tenant: &str,
     caller: Caller,
-) -> Result<Outcome, ApiError> {
-    operations::retry_request_for_information_provisioning(&state, &caller, tenant).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::retry_request_for_information_provisioning(&state, &caller, tenant).await?,
+    ))
 }

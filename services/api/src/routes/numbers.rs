@@ -4,12 +4,13 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 
 use crate::AppState;
 use crate::context::{AppJson, Caller};
-use crate::error::ApiError;
-use crate::operations::{self, Outcome};
+use crate::error::{ApiError, respond};
+use crate::operations;
 use crate::wire::number::NumberResource;
 
 pub fn router() -> Router<AppState> {
@@ -34,8 +35,10 @@ pub async fn get_number(
     State(state): State<AppState>,
     Path((account, number)): Path<(String, String)>,
     _caller: Caller,
-) -> Result<Outcome, ApiError> {
-    operations::get_number(&state, &account, &number).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::get_number(&state, &account, &number).await?,
+    ))
 }
 
 /// Create (201) or replace (200) a number of an account.
@@ -53,8 +56,10 @@ pub async fn put_number(
     Path((account, number)): Path<(String, String)>,
     caller: Caller,
     AppJson(body): AppJson<NumberResource>,
-) -> Result<Outcome, ApiError> {
-    operations::put_number(&state, &caller, &account, &number, body).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::put_number(&state, &caller, &account, &number, body).await?,
+    ))
 }
 
 /// Delete a number of an account.
@@ -69,8 +74,10 @@ pub async fn delete_number(
     State(state): State<AppState>,
     Path((account, number)): Path<(String, String)>,
     caller: Caller,
-) -> Result<Outcome, ApiError> {
-    operations::delete_number(&state, &caller, &account, &number).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::delete_number(&state, &caller, &account, &number).await?,
+    ))
 }
 
 /// `POST /accounts/{accountName}/numbers/{telephoneNumber}:{action}`: the last path segment
@@ -79,7 +86,7 @@ pub async fn number_action(
     State(state): State<AppState>,
     Path((account, segment)): Path<(String, String)>,
     caller: Caller,
-) -> Result<Outcome, ApiError> {
+) -> Result<Response, ApiError> {
     let Some((number, action)) = segment.rsplit_once(':') else {
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -112,6 +119,8 @@ pub async fn retry_provisioning(
     account: &str,
     number: &str,
     caller: Caller,
-) -> Result<Outcome, ApiError> {
-    operations::retry_number_provisioning(&state, &caller, account, number).await
+) -> Result<Response, ApiError> {
+    Ok(respond(
+        operations::retry_number_provisioning(&state, &caller, account, number).await?,
+    ))
 }

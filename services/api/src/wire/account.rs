@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ProvisioningErrorWire, parse_at, provisioning};
-use crate::error::ApiError;
+use commands::AppError;
 
 /// An enterprise customer account. Read-only fields sent by a client are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
@@ -101,9 +101,9 @@ pub struct AccountRequest {
 
 impl AccountResource {
     /// Parses the request body for the account named `path_name` in the URL.
-    pub fn into_request(self, path_name: &AccountName) -> Result<AccountRequest, ApiError> {
+    pub fn into_request(self, path_name: &AccountName) -> Result<AccountRequest, AppError> {
         if self.name != path_name.as_str() {
-            return Err(ApiError::bad_request(
+            return Err(AppError::invalid(
                 "AccountNameMismatch",
                 format!(
                     "the body's name '{}' differs from the account in the path '{path_name}'",
@@ -125,10 +125,10 @@ impl AccountResource {
         };
         let teams_direct_routing = details
             .teams_direct_routing
-            .map(|dr| -> Result<DirectRoutingService, ApiError> {
+            .map(|dr| -> Result<DirectRoutingService, AppError> {
                 let configuration = dr
                     .configuration
-                    .map(|c| -> Result<DirectRoutingConfiguration, ApiError> {
+                    .map(|c| -> Result<DirectRoutingConfiguration, AppError> {
                         let base = "serviceDetails.teamsDirectRouting.configuration";
                         Ok(DirectRoutingConfiguration {
                             call_screening: c.call_screening,

@@ -12,14 +12,14 @@ use domain::{InvalidValue, ProvisioningError, SyncState};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use commands::AppError;
 
 /// Parses `value` with `parse`, reporting a failure at `target`.
 pub(crate) fn parse_at<T>(
     target: impl Into<String>,
     parsed: Result<T, InvalidValue>,
-) -> Result<T, ApiError> {
-    parsed.map_err(|error| ApiError::invalid_value(error, target))
+) -> Result<T, AppError> {
+    parsed.map_err(|error| AppError::invalid_value(error, target))
 }
 
 /// Times as the API writes them: RFC 3339, UTC, milliseconds.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ProvisioningErrorWire, parse_at, provisioning};
-use crate::error::ApiError;
+use commands::AppError;
 
 /// A telephone number of an account. Read-only fields sent by a client are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -119,7 +119,7 @@ impl NumberResource {
         self,
         account: &AccountName,
         prefix: &str,
-    ) -> Result<(E164, NumberDetails), ApiError> {
+    ) -> Result<(E164, NumberDetails), AppError> {
         let number = parse_at(
             format!("{prefix}telephoneNumber"),
             E164::parse(self.telephone_number),
@@ -127,7 +127,7 @@ impl NumberResource {
         if let Some(name) = &self.account_name
             && name != account.as_str()
         {
-            return Err(ApiError::bad_request(
+            return Err(AppError::invalid(
                 "AccountNameMismatch",
                 format!("accountName '{name}' differs from the account in the path '{account}'"),
             )
@@ -217,7 +217,7 @@ impl NumberResource {
     }
 }
 
-fn teams_service(details: TeamsNumberDetails, base: &str) -> Result<TeamsNumberService, ApiError> {
+fn teams_service(details: TeamsNumberDetails, base: &str) -> Result<TeamsNumberService, AppError> {
     let assignment_status = details
         .assignment_status
         .map(|a| {
@@ -229,7 +229,7 @@ fn teams_service(details: TeamsNumberDetails, base: &str) -> Result<TeamsNumberS
         .transpose()?;
     let configuration = details
         .configuration
-        .map(|c| -> Result<TeamsNumberConfiguration, ApiError> {
+        .map(|c| -> Result<TeamsNumberConfiguration, AppError> {
             let at = |field: &str| format!("{base}.configuration.{field}");
             let choosable_capabilities = c
                 .choosable_capabilities
