@@ -35,4 +35,5 @@ mod rebuild;
 mod relay;
 mod repeatability;
 mod repeatability_outcomes;
+mod runtime;
 mod saga;

@@ -1,14 +1,14 @@
 //! Helpers for nmp's end-to-end tests. Typed helpers call each endpoint.
 //!
-//! `spawn_app()` starts only the HTTP API of nmp, not all that `nmp serve` starts: it builds the
-//! state as `nmp serve --components api` does (`nmp::build_state`: a fresh Postgres database of
-//! the test's own, migrated; an HS256 verifier with a secret of the test's own; no backend
-//! client) and serves it with `nmp::serve` (the REST API and the janitor of repeatable-request
-//! answers) on a free port of 127.0.0.1, so tests run in parallel. It connects to no NATS and
-//! starts none of the background parts: no relay, projector, saga, backend sync, live feed, NATS
-//! API or their metrics. Tests that need one start it themselves: [`nats::TestStream`] for a
-//! relay, [`projections::ReadSide`] for the projector, `nats_api::start` for the NATS API,
-//! [`spawn_app_with`] for a feed and [`spawn_app_with_backend`] for a backend.
+//! `spawn_app()` starts nmp through `nmp::Runtime`, as `nmp serve --components api` does, but
+//! without NATS (`RuntimeBuilder::without_nats`): a fresh Postgres database of the test's own,
+//! migrated; an HS256 verifier with a secret of the test's own; no backend client; the REST API
+//! and the janitor of repeatable-request answers on a free port of 127.0.0.1, so tests run in
+//! parallel. It starts none of the parts that need NATS: no relay, projector, saga, live feed or
+//! NATS API. Tests that need one start it themselves: [`nats::TestStream`] for a relay,
+//! [`projections::ReadSide`] for the projector, `nats_api::start` for the NATS API,
+//! [`spawn_app_with`] for a feed and [`spawn_app_with_backend`] for a backend; or a whole
+//! `nmp::Runtime` with [`test_settings`].
 
 pub mod browser;
 pub mod nats;
@@ -56,7 +56,7 @@ pub struct TestApp {
     pub commands: CommandService,
     /// The HTTP API's state, to start the NATS API on the same command side.
     pub state: api::AppState,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    stopper: nmp::Stopper,
 }
 
 /// Starts nmp's HTTP API (and nothing else, see the crate's documentation) on 127.0.0.1:0
@@ -69,37 +69,24 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut api::AppState)) -> TestApp {
     let database = format!("nmp_test_{}", uuid::Uuid::new_v4().simple());
     let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
-    let settings = nmp::Settings {
-        database_url: database_url(&database),
-        database_max_connections: 10,
-        http_addr: "127.0.0.1:0".parse().expect("address"),
-        jwt: nmp::settings::JwtSettings {
-            hs256_secret: Some(secret.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let (mut state, _) = nmp::build_state(
-        &settings,
+    let settings = test_settings(&database, &secret);
+    let runtime = nmp::Runtime::builder(
+        settings,
         nmp::Components {
             api: true,
             ..nmp::Components::NONE
         },
     )
+    .without_nats()
+    .start_with(configure)
     .await
     .expect("nmp starts");
-    configure(&mut state);
+    let state = runtime.state().clone();
     let pool = state.commands.store().pool().clone();
     let commands = state.commands.clone();
-    let app_state = state.clone();
-    let listener = tokio::net::TcpListener::bind(settings.http_addr)
-        .await
-        .expect("bind");
-    let address = format!("http://{}", listener.local_addr().expect("address"));
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(nmp::serve(state, listener, async move {
-        let _ = stop.await;
-    }));
+    let address = format!("http://{}", runtime.address());
+    // The runtime supervises on; the stopper ends it when the test app is dropped.
+    let stopper = runtime.stopper();
     TestApp {
         address,
         client: reqwest::Client::builder()
@@ -110,17 +97,40 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut api::AppState)) -> TestA
         database,
         pool,
         commands,
-        state: app_state,
-        shutdown: Some(shutdown),
+        state,
+        stopper,
+    }
+}
+
+/// nmp's settings for a test: the database `database` (created by nmp), tokens signed with
+/// `secret`, HTTP on a free port of 127.0.0.1.
+pub fn test_settings(database: &str, secret: &str) -> nmp::Settings {
+    nmp::Settings {
+        database_url: database_url(database),
+        database_max_connections: 10,
+        http_addr: "127.0.0.1:0".parse().expect("address"),
+        jwt: nmp::settings::JwtSettings {
+            hs256_secret: Some(secret.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Drops the test database `database` (connections and all).
+pub async fn drop_database(database: &str) {
+    if let Ok(pool) = sqlx::PgPool::connect(&server_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .execute(&pool)
+            .await;
+        pool.close().await;
     }
 }
 
 impl Drop for TestApp {
     /// Stops the server and drops the test's database.
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.stopper.stop();
         let database = self.database.clone();
         // Drop runs inside the test's runtime; a fresh thread with its own runtime may block.
         let _ = std::thread::spawn(move || {

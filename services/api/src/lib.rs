@@ -73,6 +73,9 @@ pub struct AppState {
     pub oidc: Option<std::sync::Arc<portal::OidcClient>>,
     /// The portal home page's counts of numbers, kept while nothing changes.
     pub number_figures: portal::NumberFigures,
+    /// What `GET /readyz` asks (nmp's runtime: database, NATS, migrations, components);
+    /// `None`: only the database is checked.
+    pub readiness: Option<std::sync::Arc<dyn routes::system::Readiness>>,
 }
 
 /// Live feeds open at once on one instance.

@@ -1,7 +1,8 @@
 //! Start-up of nmp as a library, so tests start it exactly as `nmp serve` does: settings in,
-//! running components out.
+//! running components out. [`Runtime`] puts the parts below together and supervises them.
 
 pub mod feed;
+pub mod runtime;
 pub mod settings;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use store::repeatability::RepeatabilityStore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use runtime::{Runtime, Stopper};
 pub use settings::{KeySource, LogFormat, NatsSettings, Settings};
 
 /// The components `nmp serve` can run in this build. `api` serves the Provisioning API over
@@ -118,6 +120,7 @@ pub async fn build_state(
         backend: backend_client(settings)?,
         oidc: oidc_client(settings, &key_source)?,
         number_figures: api::portal::NumberFigures::default(),
+        readiness: None,
     };
     Ok((state, key_source))
 }

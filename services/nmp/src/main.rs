@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nmp::{KeySource, LogFormat, Settings};
+use nmp::{LogFormat, Settings};
 
 // glibc's allocator was a seventh of nmp's CPU under a write load (malloc, free and their
 // consolidation across threads).
@@ -157,94 +157,22 @@ async fn serve(settings: Settings, components: Vec<String>) -> anyhow::Result<()
     let components_named = !components.is_empty();
     let components = nmp::Components::parse(&components)?;
     tracing::info!(?settings, ?components, "starting nmp");
-    let (mut state, key_source) = nmp::build_state(&settings, components).await?;
-    let nats = nmp::connect_nats(&settings.nats).await?;
-    let mut background = Vec::new();
-    if components.relay {
-        let (task, status) =
-            nmp::start_relay(&settings.nats, nats.clone(), state.commands.store()).await?;
-        let metrics: api::MetricsRenderer =
-            std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
-        state.metrics.push(metrics);
-        background.push(task);
+    let shutdown = Duration::from_secs(settings.shutdown_secs);
+    let mut builder = nmp::Runtime::builder(settings, components);
+    if components_named {
+        builder = builder.require_backend();
     }
-    if components.projector {
-        let store = state.commands.store().clone();
-        let (task, status) = nmp::start_projector(&settings.nats, nats.clone(), store)?;
-        let metrics: api::MetricsRenderer =
-            std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
-        state.metrics.push(metrics);
-        background.push(task);
-    }
-    if components.saga || components.sync {
-        match nmp::provisioning_backend(&settings)? {
-            Some(nmp::ProvisioningBackend { backend, budget }) => {
-                let metrics: api::MetricsRenderer =
-                    std::sync::Arc::new(move |page: &mut String| budget.render_metrics(page));
-                state.metrics.push(metrics);
-                if components.saga {
-                    let saga_settings = nmp::saga_settings(&settings.nats, &settings.saga)?;
-                    let (task, status) = nmp::start_saga(
-                        saga_settings,
-                        nats.clone(),
-                        state.commands.clone(),
-                        backend.clone(),
-                    );
-                    let metrics: api::MetricsRenderer =
-                        std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
-                    state.metrics.push(metrics);
-                    background.push(task);
-                }
-                if components.sync {
-                    let interval = Duration::from_secs(settings.sync.interval_secs.max(1));
-                    let (task, status) = nmp::start_sync(interval, state.commands.clone(), backend);
-                    let metrics: api::MetricsRenderer =
-                        std::sync::Arc::new(move |page: &mut String| status.render_metrics(page));
-                    state.metrics.push(metrics);
-                    background.push(task);
-                }
-            }
-            None if components_named => anyhow::bail!(
-                "the saga and the sync need the backend's URL: set NMP_BACKEND_URL (or \
-                 backend_url), or leave them out of --components"
-            ),
-            None => tracing::warn!(
-                "no backend configured (NMP_BACKEND_URL): the saga and the sync do not run, \
-                 and changes that flow through stay pending"
-            ),
-        }
-    }
-    // The dashboard's feed (api) and the portal's live sync states (portal) follow the same
-    // JetStream consumer.
-    if components.api || components.portal {
-        let feed = nmp::feed::channel();
-        background.push(nmp::feed::start(&settings.nats, nats.clone(), feed.clone()).await?);
-        state.feed = Some(feed);
-        let stream = nmp::stream_settings(&settings.nats)?;
-        state.feed_history = Some(std::sync::Arc::new(nmp::feed::JetStreamHistory {
-            jetstream: async_nats::jetstream::new(nats.clone()),
-            stream: stream.stream_name(),
-            subjects: stream.subjects(),
-        }));
-    }
-    if components.api {
-        background.push(nmp::start_nats_api(&settings.nats, nats, state.clone())?);
-    }
-    if key_source == KeySource::Development {
-        tracing::warn!(
-            "no token keys configured: using the DEVELOPMENT secret (loopback only); \
-             mint a token with `nmp token --role ProvisioningAPI.Admin`"
-        );
-    }
-    let listener = tokio::net::TcpListener::bind(settings.http_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving the Provisioning API");
-    let served = nmp::serve(state, listener, shutdown_signal()).await;
-    for task in background {
-        task.abort();
-    }
-    served
+    let runtime = builder.start().await?;
+    let stopper = runtime.stopper();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.stop();
+        // The runtime keeps to the time itself; this is the backstop should anything hang.
+        tokio::time::sleep(shutdown).await;
+        tracing::error!("nmp did not stop within NMP_SHUTDOWN_SECS; exiting");
+        std::process::exit(1);
+    });
+    runtime.wait().await
 }
 
 async fn simulate(settings: Settings, order_delay_ms: u64, public: bool) -> anyhow::Result<()> {

@@ -39,6 +39,9 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// The portal's sign-in with an OpenID Connect provider.
     pub oidc: OidcSettings,
+    /// Seconds `nmp serve` takes to stop after SIGTERM or Ctrl-C: open requests finish within
+    /// them, then whatever still runs is cut off and the process exits.
+    pub shutdown_secs: u64,
 }
 
 /// Sign-in to the portal with an OpenID Connect provider (Entra ID, Keycloak, …): the
@@ -188,6 +191,7 @@ impl Default for Settings {
             saga: SagaSettings::default(),
             sync: SyncSettings::default(),
             oidc: OidcSettings::default(),
+            shutdown_secs: 20,
         }
     }
 }
@@ -207,6 +211,7 @@ impl fmt::Debug for Settings {
             .field("saga", &self.saga)
             .field("sync", &self.sync)
             .field("oidc", &self.oidc)
+            .field("shutdown_secs", &self.shutdown_secs)
             .finish()
     }
 }
@@ -434,6 +439,9 @@ impl Settings {
         }
         if let Some(secs) = whole("NMP_SYNC_INTERVAL_SECS")? {
             settings.sync.interval_secs = secs;
+        }
+        if let Some(secs) = whole("NMP_SHUTDOWN_SECS")? {
+            settings.shutdown_secs = secs;
         }
         set(&mut settings.oidc.issuer, "NMP_OIDC_ISSUER");
         set(&mut settings.oidc.client_id, "NMP_OIDC_CLIENT_ID");

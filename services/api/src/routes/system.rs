@@ -1,5 +1,5 @@
-//! Health and self-description: `/healthz`, `/metrics`, `/openapi.json` and `/asyncapi.yaml`,
-//! open to all.
+//! Health and self-description: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and
+//! `/asyncapi.yaml`, open to all.
 
 use axum::Router;
 use axum::extract::State;
@@ -13,23 +13,64 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/asyncapi.yaml", get(asyncapi))
 }
 
-/// 200 once nmp serves and reaches its database; 503 otherwise.
-async fn healthz(State(state): State<AppState>) -> Response {
-    match sqlx::query("SELECT 1")
-        .execute(state.commands.store().pool())
-        .await
-    {
-        Ok(_) => (StatusCode::OK, "ok").into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "health check cannot reach the database");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+/// What `/readyz` answers: whether nmp is ready to take work, and a JSON body saying what was
+/// checked (nmp's runtime implements it).
+pub trait Readiness: Send + Sync {
+    fn check(&self) -> futures::future::BoxFuture<'_, ReadinessReport>;
+}
+
+/// The answer of a [`Readiness`] check.
+#[derive(Debug, Clone)]
+pub struct ReadinessReport {
+    /// 200 when true, 503 when false.
+    pub ready: bool,
+    /// What was checked, and what is not ready.
+    pub body: serde_json::Value,
+}
+
+/// Liveness: 200 while the process serves HTTP. Touches neither the database nor NATS, so an
+/// orchestrator does not restart nmp for an outage that a restart cannot mend (`/readyz` says
+/// what is unreachable).
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// Readiness: 200 when nmp can take work, 503 naming what is not ready; a JSON body either way.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let report = match &state.readiness {
+        Some(readiness) => readiness.check().await,
+        None => {
+            let database = sqlx::query("SELECT 1")
+                .execute(state.commands.store().pool())
+                .await;
+            let ready = database.is_ok();
+            let postgres = match database {
+                Ok(_) => serde_json::json!({"ready": true}),
+                Err(error) => serde_json::json!({"ready": false, "error": error.to_string()}),
+            };
+            let not_ready: Vec<&str> = if ready { vec![] } else { vec!["postgres"] };
+            ReadinessReport {
+                ready,
+                body: serde_json::json!({
+                    "ready": ready,
+                    "notReady": not_ready,
+                    "checks": {"postgres": postgres},
+                }),
+            }
         }
-    }
+    };
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report.body)).into_response()
 }
 
 /// Prometheus text exposition of the components' metrics.
