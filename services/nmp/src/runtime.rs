@@ -420,6 +420,9 @@ impl RuntimeBuilder {
                     crate::start_relay(&settings.nats, nats.clone(), state.commands.store())
                         .await?;
                 let lag = status.clone();
+                let metrics: api::MetricsRenderer =
+                    Arc::new(move |page: &mut String| status.render_metrics(page));
+                state.metrics.push(metrics);
                 add(
                     "relay",
                     task,
@@ -438,6 +441,9 @@ impl RuntimeBuilder {
                 let store = state.commands.store().clone();
                 let (task, status) = crate::start_projector(&settings.nats, nats.clone(), store)?;
                 let lag = status.clone();
+                let metrics: api::MetricsRenderer =
+                    Arc::new(move |page: &mut String| status.render_metrics(page));
+                state.metrics.push(metrics);
                 add(
                     "projector",
                     task,
@@ -452,7 +458,10 @@ impl RuntimeBuilder {
         }
         if components.saga || components.sync {
             match crate::provisioning_backend(&settings)? {
-                Some(crate::ProvisioningBackend { backend, .. }) => {
+                Some(crate::ProvisioningBackend { backend, budget }) => {
+                    let metrics: api::MetricsRenderer =
+                        Arc::new(move |page: &mut String| budget.render_metrics(page));
+                    state.metrics.push(metrics);
                     if let (true, Some(nats)) = (components.saga, &nats) {
                         let saga_settings = crate::saga_settings(&settings.nats, &settings.saga)?;
                         let (task, status) = crate::start_saga(
@@ -462,6 +471,9 @@ impl RuntimeBuilder {
                             backend.clone(),
                         );
                         let lag = status.clone();
+                        let metrics: api::MetricsRenderer =
+                            Arc::new(move |page: &mut String| status.render_metrics(page));
+                        state.metrics.push(metrics);
                         add(
                             "saga",
                             task,
@@ -475,8 +487,11 @@ impl RuntimeBuilder {
                     }
                     if components.sync {
                         let interval = Duration::from_secs(settings.sync.interval_secs.max(1));
-                        let (task, _status) =
+                        let (task, status) =
                             crate::start_sync(interval, state.commands.clone(), backend);
+                        let metrics: api::MetricsRenderer =
+                            Arc::new(move |page: &mut String| status.render_metrics(page));
+                        state.metrics.push(metrics);
                         add("sync", task, None);
                     }
                 }
