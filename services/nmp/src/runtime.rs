@@ -670,7 +670,9 @@ async fn supervise(supervision: Supervision) -> anyhow::Result<()> {
     stop.stop();
     health.stopping.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    let deadline = started + shutdown;
+    // A little before the time is up, so that `nmp serve`'s backstop (exit at `shutdown`) never
+    // cuts off a stop that keeps to it.
+    let deadline = started + shutdown - (shutdown / 10).min(Duration::from_millis(500));
     // Time kept for cancelling the rest and closing connections.
     let reserve = (shutdown / 4).min(Duration::from_secs(1));
     // 1. No new work: the HTTP server (told by `stop`) finishes its open requests; the NATS API
