@@ -54,7 +54,8 @@ impl ProjectorSettings {
     }
 }
 
-/// What the projector reports about itself; shared with the metrics endpoint.
+/// What the projector reports about itself (its metrics are recorded as they change, in
+/// `nmp_metrics`).
 #[derive(Debug, Default)]
 pub struct ProjectorStatus {
     running: AtomicBool,
@@ -77,24 +78,6 @@ impl ProjectorStatus {
     pub fn parked(&self) -> u64 {
         self.parked.load(Ordering::Relaxed)
     }
-
-    pub fn render_metrics(&self, out: &mut String) {
-        out.push_str(
-            "# HELP nmp_projector_lag_events Events in the stream not yet projected (pending or unacknowledged).\n",
-        );
-        out.push_str("# TYPE nmp_projector_lag_events gauge\n");
-        if let Some(lag) = self.lag() {
-            out.push_str(&format!("nmp_projector_lag_events {lag}\n"));
-        }
-        out.push_str(
-            "# HELP nmp_projector_parked_events_total Events that could not be projected after every retry, parked in projection_dead_letters.\n",
-        );
-        out.push_str("# TYPE nmp_projector_parked_events_total counter\n");
-        out.push_str(&format!(
-            "nmp_projector_parked_events_total {}\n",
-            self.parked()
-        ));
-    }
 }
 
 #[derive(Clone)]
@@ -111,6 +94,7 @@ impl Projector {
         jetstream: jetstream::Context,
         settings: ProjectorSettings,
     ) -> Self {
+        nmp_metrics::install();
         Projector {
             store,
             jetstream,
@@ -178,12 +162,14 @@ impl Projector {
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;
         self.status.running.store(true, Ordering::Relaxed);
         let status = self.status.clone();
+        let stream = self.settings.stream.clone();
         // Measure the lag on the side; a failure here only leaves the last figure standing.
         let _measure = AbortOnDrop(tokio::spawn(async move {
             loop {
                 if let Ok(info) = consumer.info().await {
                     let lag = info.num_pending as i64 + info.num_ack_pending as i64;
                     status.lag.store(lag, Ordering::Relaxed);
+                    nmp_metrics::projector_lag(&stream, CONSUMER, lag as u64);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -288,6 +274,7 @@ impl Projector {
             match park(&self.store, aggregate, message, deliveries, error).await {
                 Ok(()) => {
                     self.status.parked.fetch_add(1, Ordering::Relaxed);
+                    nmp_metrics::projector_parked(&self.settings.stream, CONSUMER);
                     tracing::error!(%error, deliveries, aggregate_type = aggregate.0.aggregate_type(), aggregate_id = %aggregate.1, subject = %message.subject, "an event could not be projected after every retry; parked in projection_dead_letters");
                     acknowledge(std::slice::from_ref(message), jetstream::AckKind::Ack).await;
                 }

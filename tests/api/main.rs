@@ -19,6 +19,7 @@ mod http_limits;
 mod import;
 mod lists;
 mod membership;
+mod metrics;
 mod nats_api;
 mod numbers;
 mod poison;

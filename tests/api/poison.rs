@@ -79,12 +79,20 @@ async fn an_unprojectable_event_is_parked_after_its_retries_and_counted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status.parked(), 1);
-    let mut metrics = String::new();
-    status.render_metrics(&mut metrics);
-    assert!(
-        metrics.contains("nmp_projector_parked_events_total 1"),
-        "{metrics}"
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics page");
+    let parked = format!(
+        "nmp_projector_parked_events_total{{stream=\"{}\",projector=\"projector\"}} 1\n",
+        stream.settings.stream_name()
     );
+    assert!(metrics.contains(&parked), "{metrics}");
     // Parked means acknowledged: it is not delivered again.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_dead_letters")

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod error;
 pub mod import;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod operations;
@@ -40,8 +41,6 @@ pub struct AppState {
     /// Whether the Provisioning API's routes are served (the `api` component); `/healthz`,
     /// `/metrics` and `/openapi.json` always are.
     pub serve_api: bool,
-    /// Components that report metrics, rendered in order by `GET /metrics`.
-    pub metrics: Vec<MetricsRenderer>,
     /// Where `GET /dashboard/feed` takes live events from; `None` answers 503.
     pub feed: Option<tokio::sync::broadcast::Sender<FeedItem>>,
     /// The CloudEvents `source` of this installation's events (`urn:nmp:<NATS prefix>`), as
@@ -108,11 +107,9 @@ impl Exports {
     }
 }
 
-/// Appends a component's metrics, in the Prometheus text format, to the page.
-pub type MetricsRenderer = std::sync::Arc<dyn Fn(&mut String) + Send + Sync>;
-
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    nmp_metrics::install();
     let api = Router::new()
         .merge(routes::accounts::router())
         .merge(routes::numbers::router())
@@ -157,6 +154,8 @@ pub fn app(state: AppState) -> Router {
             .with_outcome_unknown()
             .into_response()
         }))
+        // Outside the panic catcher, so that requests answered 500 for a panic are counted.
+        .layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -105,9 +105,13 @@ pub struct NumberOutcome {
 async fn decide<A>(aggregate: &mut A, command: A::Command) -> Result<Vec<A::Event>, A::Error>
 where
     A: Aggregate<Services = ()>,
+    A::Command: std::fmt::Debug,
 {
     let sink = EventSink::default();
-    aggregate.handle(command, &(), &sink).await?;
+    let name = nmp_metrics::variant_name(&command);
+    let decided = aggregate.handle(command, &(), &sink).await;
+    nmp_metrics::command_decided(A::TYPE, &name, decided.is_ok());
+    decided?;
     Ok(sink.collect().await)
 }
 
@@ -142,12 +146,18 @@ impl CommandService {
             tries += 1;
             match attempt().await {
                 Err(CommandError::Conflict) if preconditions.is_conditional() => {
+                    nmp_metrics::command_conflict(nmp_metrics::Conflict::PreconditionFailed);
                     return Err(CommandError::PreconditionFailed);
                 }
                 Err(CommandError::Conflict) if tries < MAX_ATTEMPTS => {
+                    nmp_metrics::command_conflict(nmp_metrics::Conflict::Retried);
                     // Spread the retries so racing writers do not collide again in step.
                     let jitter = rand_millis(tries);
                     tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                Err(CommandError::Conflict) => {
+                    nmp_metrics::command_conflict(nmp_metrics::Conflict::GaveUp);
+                    return Err(CommandError::Conflict);
                 }
                 other => return other,
             }

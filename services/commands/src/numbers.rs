@@ -75,7 +75,9 @@ impl CommandService {
             {
                 match self.store.commit(changes, metadata).await {
                     Ok(()) => return Ok(outcomes),
-                    Err(StoreError::Conflict) => {}
+                    Err(StoreError::Conflict) => {
+                        nmp_metrics::command_conflict(nmp_metrics::Conflict::Retried)
+                    }
                     Err(other) => return Err(other.into()),
                 }
             }

@@ -114,7 +114,6 @@ pub async fn build_state(
         verifier,
         repeatability: RepeatabilityStore::new(pool),
         serve_api: components.api,
-        metrics: Vec::new(),
         feed: None,
         event_source: format!("urn:nmp:{}", settings.nats.prefix),
         backend: backend_client(settings)?,

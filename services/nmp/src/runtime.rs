@@ -420,9 +420,6 @@ impl RuntimeBuilder {
                     crate::start_relay(&settings.nats, nats.clone(), state.commands.store())
                         .await?;
                 let lag = status.clone();
-                let metrics: api::MetricsRenderer =
-                    Arc::new(move |page: &mut String| status.render_metrics(page));
-                state.metrics.push(metrics);
                 add(
                     "relay",
                     task,
@@ -441,9 +438,6 @@ impl RuntimeBuilder {
                 let store = state.commands.store().clone();
                 let (task, status) = crate::start_projector(&settings.nats, nats.clone(), store)?;
                 let lag = status.clone();
-                let metrics: api::MetricsRenderer =
-                    Arc::new(move |page: &mut String| status.render_metrics(page));
-                state.metrics.push(metrics);
                 add(
                     "projector",
                     task,
@@ -458,10 +452,7 @@ impl RuntimeBuilder {
         }
         if components.saga || components.sync {
             match crate::provisioning_backend(&settings)? {
-                Some(crate::ProvisioningBackend { backend, budget }) => {
-                    let metrics: api::MetricsRenderer =
-                        Arc::new(move |page: &mut String| budget.render_metrics(page));
-                    state.metrics.push(metrics);
+                Some(crate::ProvisioningBackend { backend, .. }) => {
                     if let (true, Some(nats)) = (components.saga, &nats) {
                         let saga_settings = crate::saga_settings(&settings.nats, &settings.saga)?;
                         let (task, status) = crate::start_saga(
@@ -471,9 +462,6 @@ impl RuntimeBuilder {
                             backend.clone(),
                         );
                         let lag = status.clone();
-                        let metrics: api::MetricsRenderer =
-                            Arc::new(move |page: &mut String| status.render_metrics(page));
-                        state.metrics.push(metrics);
                         add(
                             "saga",
                             task,
@@ -487,11 +475,8 @@ impl RuntimeBuilder {
                     }
                     if components.sync {
                         let interval = Duration::from_secs(settings.sync.interval_secs.max(1));
-                        let (task, status) =
+                        let (task, _status) =
                             crate::start_sync(interval, state.commands.clone(), backend);
-                        let metrics: api::MetricsRenderer =
-                            Arc::new(move |page: &mut String| status.render_metrics(page));
-                        state.metrics.push(metrics);
                         add("sync", task, None);
                     }
                 }

@@ -204,17 +204,28 @@ async fn serve_on_loopback_uses_the_development_secret_and_answers_its_tokens() 
         "{openapi}"
     );
 
-    // The relay runs too, and reports itself.
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(metrics.contains("nmp_relay_leader"), "{metrics}");
-    assert!(metrics.contains("nmp_projector_lag_events"), "{metrics}");
+    // The relay and the projector run too, and report themselves once they have taken the
+    // relay lock and measured their lag.
+    let stream = format!("{}_EVENTS", prefix.to_ascii_uppercase());
+    loop {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains(&format!("nmp_relay_leader{{stream=\"{stream}\"}} 1"))
+            && metrics.contains(&format!(
+                "nmp_projector_lag_events{{stream=\"{stream}\",projector=\"projector\"}}"
+            ))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let token = Command::new(NMP)
         .args(["token", "--role", "ProvisioningAPI.Read"])

@@ -68,7 +68,8 @@ pub enum RelayError {
     Publish(String),
 }
 
-/// What the relay reports about itself; shared with the metrics endpoint.
+/// What the relay reports about itself (its metrics are recorded as they change, in
+/// `nmp_metrics`).
 #[derive(Debug, Default)]
 pub struct RelayStatus {
     leader: AtomicBool,
@@ -93,29 +94,6 @@ impl RelayStatus {
     /// Events this process has published (and had acknowledged) since it started.
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
-    }
-
-    /// Prometheus text exposition of the relay's state.
-    pub fn render_metrics(&self, out: &mut String) {
-        out.push_str("# HELP nmp_relay_leader 1 when this process holds the relay lock.\n");
-        out.push_str("# TYPE nmp_relay_leader gauge\n");
-        out.push_str(&format!(
-            "nmp_relay_leader {}\n",
-            u8::from(self.is_leader())
-        ));
-        out.push_str(
-            "# HELP nmp_relay_lag_events Events committed but not yet acknowledged by NATS.\n",
-        );
-        out.push_str("# TYPE nmp_relay_lag_events gauge\n");
-        if let Some(lag) = self.lag() {
-            out.push_str(&format!("nmp_relay_lag_events {lag}\n"));
-        }
-        out.push_str("# HELP nmp_relay_published_events_total Events published by this process.\n");
-        out.push_str("# TYPE nmp_relay_published_events_total counter\n");
-        out.push_str(&format!(
-            "nmp_relay_published_events_total {}\n",
-            self.published()
-        ));
     }
 }
 
@@ -148,10 +126,14 @@ pub struct Relay {
     started: Instant,
     observer: Option<AckObserver>,
     wake: Arc<Notify>,
+    /// The stream's name, the `stream` label of the relay's metrics.
+    stream_name: String,
 }
 
 impl Relay {
     pub fn new(pool: PgPool, jetstream: jetstream::Context, settings: RelaySettings) -> Self {
+        nmp_metrics::install();
+        let stream_name = settings.stream.stream_name();
         Relay {
             pool,
             jetstream,
@@ -163,6 +145,7 @@ impl Relay {
             started: Instant::now(),
             observer: None,
             wake: Arc::new(Notify::new()),
+            stream_name,
         }
     }
 
@@ -198,6 +181,11 @@ impl Relay {
         hash as i64
     }
 
+    fn set_leader(&self, leader: bool) {
+        self.status.leader.store(leader, Ordering::Relaxed);
+        nmp_metrics::relay_leader(&self.stream_name, leader);
+    }
+
     /// Runs until the future is dropped: waits for the lock, then publishes; after any failure
     /// (database or NATS down, lock lost) starts over after a pause.
     pub async fn run(self) {
@@ -206,7 +194,7 @@ impl Relay {
             match self.lead().await {
                 Ok(()) => pause = Duration::from_millis(200),
                 Err(error) => {
-                    self.status.leader.store(false, Ordering::Relaxed);
+                    self.set_leader(false);
                     tracing::warn!(%error, retry_in = ?pause, "relay stopped; starting over");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
@@ -230,7 +218,7 @@ impl Relay {
             if locked {
                 break;
             }
-            self.status.leader.store(false, Ordering::Relaxed);
+            self.set_leader(false);
             tokio::time::sleep(self.settings.standby_interval).await;
         }
         // The checkpoint waits for the disk: a PostgreSQL crash must not take it back to where
@@ -243,10 +231,10 @@ impl Relay {
         sqlx::query("SET plan_cache_mode = force_custom_plan")
             .execute(&mut connection)
             .await?;
-        self.status.leader.store(true, Ordering::Relaxed);
+        self.set_leader(true);
         tracing::info!(relay = self.relay_name(), "this relay is now active");
         let result = self.publish_loop(&mut connection).await;
-        self.status.leader.store(false, Ordering::Relaxed);
+        self.set_leader(false);
         let _ = connection.close().await;
         result
     }
@@ -267,6 +255,7 @@ impl Relay {
                 self.status
                     .published
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                nmp_metrics::relay_published(&self.stream_name, batch.len() as u64);
                 if last_measure.elapsed() >= Duration::from_secs(1) {
                     self.measure_lag(connection, &checkpoint).await?;
                     last_measure = Instant::now();
@@ -364,6 +353,7 @@ impl Relay {
         .fetch_one(&mut *connection)
         .await?;
         self.status.lag.store(lag, Ordering::Relaxed);
+        nmp_metrics::relay_lag(&self.stream_name, lag.max(0) as u64);
         self.status
             .measured_at_ms
             .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! The budget of backend calls: one rate limit for every call this process makes to the
 //! backend (upload orders, order polls, updates, releases, relationship pushes, and the sync's
-//! reads), and the counts `/metrics` shows.
+//! reads), and the counts of its calls (also recorded as metrics, in `nmp_metrics`).
 //!
 //! Calls are spaced evenly, `60 s / calls_per_minute` apart (and 1% more, so that jitter on
 //! the way never brings two calls a limit apart within the same minute), rather than let
@@ -19,6 +19,7 @@ use backend::{
     UploadOrder,
 };
 use domain::{E164, TenantId};
+use nmp_metrics::BackendOutcome;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -72,6 +73,10 @@ impl CallBudget {
             }
             start
         };
+        let waited = start.saturating_duration_since(Instant::now());
+        if !waited.is_zero() {
+            nmp_metrics::backend_rate_limit_wait(waited);
+        }
         tokio::time::sleep_until(start).await;
     }
 
@@ -88,15 +93,19 @@ impl CallBudget {
     pub fn observe<T>(&self, result: &Result<T, BackendError>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         match result {
-            Ok(_) => {}
+            Ok(_) => nmp_metrics::backend_call(BackendOutcome::Ok),
             Err(error @ BackendError::Transient { retry_after, .. }) => {
                 self.transient_errors.fetch_add(1, Ordering::Relaxed);
                 if is_rate_limited(error) {
                     self.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    nmp_metrics::backend_call(BackendOutcome::RateLimited);
                     self.pause(retry_after.unwrap_or(DEFAULT_RATE_LIMIT_PAUSE));
+                } else {
+                    nmp_metrics::backend_call(BackendOutcome::Transient);
                 }
             }
             Err(BackendError::Permanent { .. }) => {
+                nmp_metrics::backend_call(BackendOutcome::Permanent);
                 self.permanent_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -118,36 +127,6 @@ impl CallBudget {
 
     pub fn permanent_errors(&self) -> u64 {
         self.permanent_errors.load(Ordering::Relaxed)
-    }
-
-    pub fn render_metrics(&self, out: &mut String) {
-        let counters = [
-            (
-                "nmp_backend_calls_total",
-                "Calls made to the Teams backend by the saga and the sync.",
-                self.calls(),
-            ),
-            (
-                "nmp_backend_rate_limited_total",
-                "Backend answers 429 (rate limited).",
-                self.rate_limited(),
-            ),
-            (
-                "nmp_backend_transient_errors_total",
-                "Backend calls that failed for now (429, 5xx, timeouts, dropped connections).",
-                self.transient_errors(),
-            ),
-            (
-                "nmp_backend_permanent_errors_total",
-                "Backend calls refused as a whole.",
-                self.permanent_errors(),
-            ),
-        ];
-        for (name, help, value) in counters {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-            ));
-        }
     }
 }
 

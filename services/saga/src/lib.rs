@@ -187,6 +187,7 @@ impl Saga {
         jetstream: jetstream::Context,
         settings: SagaSettings,
     ) -> Saga {
+        nmp_metrics::install();
         Saga {
             commands,
             backend,
@@ -250,6 +251,11 @@ impl Saga {
     async fn measure(&self) {
         loop {
             if let Ok((work_items, open_orders)) = work::backlog(self.pool()).await {
+                nmp_metrics::saga_backlog(
+                    &self.settings.stream,
+                    work_items.max(0) as u64,
+                    open_orders.max(0) as u64,
+                );
                 self.status.work_items.store(work_items, Ordering::Relaxed);
                 self.status
                     .open_orders

@@ -231,6 +231,9 @@ pub async fn later(
     .bind(error)
     .execute(pool)
     .await?;
+    if error.is_some() {
+        nmp_metrics::saga_retries(nmp_metrics::SagaRetry::Order, 1);
+    }
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! What the saga reports about itself; shared with `/metrics`.
+//! What the saga reports about itself (its metrics are recorded as they change, in
+//! `nmp_metrics`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -64,44 +65,7 @@ impl SagaStatus {
                 Err(_) => &self.numbers_failed,
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            nmp_metrics::saga_outcome(result.is_ok());
         }
-    }
-
-    pub fn render_metrics(&self, out: &mut String) {
-        let gauge = |out: &mut String, name: &str, help: &str, value: Option<u64>| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-            if let Some(value) = value {
-                out.push_str(&format!("{name} {value}\n"));
-            }
-        };
-        gauge(
-            out,
-            "nmp_saga_work_items",
-            "Changes waiting for the provisioning saga (including those in orders).",
-            self.work_items(),
-        );
-        gauge(
-            out,
-            "nmp_saga_open_orders",
-            "Upload orders not finished yet.",
-            self.open_orders(),
-        );
-        let (synced, failed) = self.outcomes();
-        out.push_str(
-            "# HELP nmp_saga_orders_created_total Upload orders written by this process.\n\
-             # TYPE nmp_saga_orders_created_total counter\n",
-        );
-        out.push_str(&format!(
-            "nmp_saga_orders_created_total {}\n",
-            self.orders_created()
-        ));
-        out.push_str(
-            "# HELP nmp_saga_outcomes_total Backend answers recorded for numbers, by result.\n\
-             # TYPE nmp_saga_outcomes_total counter\n",
-        );
-        out.push_str(&format!(
-            "nmp_saga_outcomes_total{{result=\"synced\"}} {synced}\n\
-             nmp_saga_outcomes_total{{result=\"failed\"}} {failed}\n"
-        ));
     }
 }

@@ -37,7 +37,8 @@ pub struct SyncReport {
     pub civic_addresses_removed: usize,
 }
 
-/// What the sync reports about itself; shared with `/metrics`.
+/// What the sync reports about itself (its metrics are recorded as they change, in
+/// `nmp_metrics`).
 #[derive(Debug)]
 pub struct SyncStatus {
     passes: AtomicU64,
@@ -60,25 +61,6 @@ impl SyncStatus {
     pub fn passes(&self) -> u64 {
         self.passes.load(Ordering::Relaxed)
     }
-
-    pub fn render_metrics(&self, out: &mut String) {
-        out.push_str(&format!(
-            "# HELP nmp_sync_passes_total Completed passes of the backend sync.\n\
-             # TYPE nmp_sync_passes_total counter\nnmp_sync_passes_total {}\n\
-             # HELP nmp_sync_failures_total Passes of the backend sync that failed.\n\
-             # TYPE nmp_sync_failures_total counter\nnmp_sync_failures_total {}\n",
-            self.passes(),
-            self.failures.load(Ordering::Relaxed)
-        ));
-        let last = self.last_success.load(Ordering::Relaxed);
-        if last >= 0 {
-            out.push_str(&format!(
-                "# HELP nmp_sync_last_success_timestamp_seconds When the last pass completed.\n\
-                 # TYPE nmp_sync_last_success_timestamp_seconds gauge\n\
-                 nmp_sync_last_success_timestamp_seconds {last}\n"
-            ));
-        }
-    }
 }
 
 /// Polls the backend and records what it reports.
@@ -92,6 +74,7 @@ pub struct BackendSync {
 
 impl BackendSync {
     pub fn new(commands: CommandService, backend: Arc<dyn Backend>, interval: Duration) -> Self {
+        nmp_metrics::install();
         BackendSync {
             commands,
             backend,
@@ -119,6 +102,7 @@ impl BackendSync {
                 }
                 Err(error) => {
                     self.status.failures.fetch_add(1, Ordering::Relaxed);
+                    nmp_metrics::sync_pass_failed();
                     tracing::warn!(%error, "backend sync pass failed; trying again next interval");
                 }
             }
@@ -157,6 +141,7 @@ impl BackendSync {
         self.status
             .last_success
             .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        nmp_metrics::sync_pass_completed(chrono::Utc::now().timestamp());
         Ok(report)
     }
 

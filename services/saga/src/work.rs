@@ -215,7 +215,11 @@ pub async fn postpone(
     .bind(error)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    if failed {
+        nmp_metrics::saga_retries(nmp_metrics::SagaRetry::WorkItem, items.len() as u64);
+    }
+    Ok(())
 }
 
 /// The tenants the backend holds these numbers for.

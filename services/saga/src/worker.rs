@@ -492,6 +492,7 @@ impl Saga {
         self.status
             .orders_created
             .fetch_add(created.len() as u64, Ordering::Relaxed);
+        nmp_metrics::saga_orders_created(created.len() as u64);
         for order in created {
             jobs.push(Box::pin(async move {
                 self.advance_order(order).await?;

@@ -73,18 +73,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(report.body)).into_response()
 }
 
-/// Prometheus text exposition of the components' metrics.
+/// Prometheus text exposition of nmp's metrics (`nmp_metrics`): everything this process
+/// recorded, and its connection pools as they stand now.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut page = String::new();
-    for render in &state.metrics {
-        render(&mut page);
-    }
+    crate::metrics::record_pool("main", state.commands.store().pool());
+    crate::metrics::record_pool("exports", &state.exports.pool);
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        page,
+        [(axum::http::header::CONTENT_TYPE, nmp_metrics::CONTENT_TYPE)],
+        nmp_metrics::render(),
     )
         .into_response()
 }
