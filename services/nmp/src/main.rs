@@ -1,8 +1,6 @@
 //! `nmp`: serve the platform, or mint a development token.
 
 mod audit;
-mod bench;
-mod bench_saga;
 mod import;
 
 use std::path::PathBuf;
@@ -86,11 +84,6 @@ enum Command {
         #[arg(long)]
         public: bool,
     },
-    /// Measure a component against the local PostgreSQL and NATS (`nmp bench relay`).
-    Bench {
-        #[command(subcommand)]
-        target: bench::Bench,
-    },
 }
 
 #[derive(Subcommand)]
@@ -128,7 +121,6 @@ async fn main() -> anyhow::Result<()> {
             let code = import::run(&settings, args).await?;
             std::process::exit(code);
         }
-        Command::Bench { target } => bench::run(target).await,
         Command::Projections {
             action: ProjectionsAction::Rebuild { names },
         } => nmp::rebuild_projections(&settings, &names).await,

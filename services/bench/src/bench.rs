@@ -1,5 +1,5 @@
-//! `nmp bench relay`: measures the relay against the real PostgreSQL and NATS.
-//! `nmp bench projections`: measures the read side (see `projections_bench` below).
+//! `nmp-bench relay`: measures the relay against the real PostgreSQL and NATS.
+//! `nmp-bench projections`: measures the read side (see `projections_bench` below).
 //!
 //! Throughput: N events are appended straight into `events` in large multi-row INSERTs and
 //! committed before the relay starts; the clock runs from the relay's start to the last
@@ -484,7 +484,7 @@ impl Report {
         let rate = self.publish_rate();
         let database = database_url.rsplit('/').next().unwrap_or(database_url);
         println!(
-            "nmp bench relay: {cpus} CPUs, database {database}, stream {}",
+            "nmp-bench relay: {cpus} CPUs, database {database}, stream {}",
             stream.stream_name()
         );
         println!(
@@ -677,7 +677,7 @@ async fn forget_checkpoint(database_url: &str, prefix: &str) -> anyhow::Result<(
     Ok(())
 }
 
-// ==== nmp bench projections ==================================================================
+// ==== nmp-bench projections ==================================================================
 //
 // Issue 4's goals for the read side: with 1,000,000 numbers across 1,000 accounts, a filtered,
 // paged list p99 <= 20 ms and a count <= 100 ms; projection lag p99 <= 200 ms at 1,000 events/s;
@@ -799,7 +799,7 @@ async fn projections_bench(args: ProjectionsArgs) -> anyhow::Result<()> {
     let stream = StreamSettings::new(&prefix)?;
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "nmp bench projections: {cpus} CPUs, database {database}, stream {}; {} numbers across {} accounts",
+        "nmp-bench projections: {cpus} CPUs, database {database}, stream {}; {} numbers across {} accounts",
         stream.stream_name(),
         args.numbers,
         args.accounts

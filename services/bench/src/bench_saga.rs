@@ -1,4 +1,4 @@
-//! `nmp bench saga`: the provisioning saga's throughput against the backend simulator.
+//! `nmp-bench saga`: the provisioning saga's throughput against the backend simulator.
 //!
 //! Two runs, each in a fresh database (`nmp_bench_saga_<random>` on the local server, dropped
 //! afterwards), on a fresh stream (deleted afterwards), with the relay publishing, against a
