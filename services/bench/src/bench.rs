@@ -1,10 +1,10 @@
 //! `nmp-bench relay`: measures the relay against the real PostgreSQL and NATS.
 //! `nmp-bench projections`: measures the read side (see `projections_bench` below).
 //!
-//! Throughput: N events are appended straight into `events` in large multi-row INSERTs and
-//! committed before the relay starts; the clock runs from the relay's start to the last
+//! Throughput: N events are committed through `EventStore::commit` (the command side's append,
+//! with real sequences and chain links) in large commits before the relay starts; the clock runs from the relay's start to the last
 //! acknowledgement. Latency: with the relay caught up and idle, writers commit one event per
-//! transaction at a fixed rate; each event's commit-to-ack time is the moment the relay saw its
+//! `EventStore::commit` at a fixed rate; each event's commit-to-ack time is the moment the relay saw its
 //! batch acknowledged (its `AckObserver`) minus the moment the writer's COMMIT returned.
 //!
 //! Everything runs in a fresh database (`nmp_bench_<random>`, dropped afterwards) and on a
@@ -19,18 +19,22 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_nats::jetstream;
 use clap::{Args, Subcommand};
+use domain::{
+    AccountName, AssignmentStatus, Capability, E164, Number, NumberDetails, NumberEvent,
+    SipHeaderValue, TeamsNumberConfiguration, TeamsNumberService, Usage,
+};
 use projections::filter;
 use projections::query::{self, ListQuery};
 use relay::{AckObserver, Relay, RelaySettings, StreamSettings};
 use serde_json::json;
 use sqlx::PgPool;
-use store::{EventMetadata, EventStore};
+use store::{Changes, EventMetadata, EventStore};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The performance goals, against which the report says "met" or "MISSED".
 const GOAL_EVENTS_PER_SEC: f64 = 20_000.0;
 const GOAL_P99_MS: f64 = 50.0;
-/// Rows per INSERT when loading the throughput phase's events.
+/// Events per commit when loading the throughput phase's events.
 const LOAD_CHUNK: usize = 5_000;
 /// The relay's largest batch (async-nats lets a JetStream context have 5,000 acks pending).
 const MAX_ACKS_IN_FLIGHT: i64 = relay::MAX_BATCH;
@@ -228,12 +232,14 @@ async fn measure(
     let pool = store::connect(database_url, connections)
         .await
         .context("cannot open the bench database")?;
-    let mut factory = EventFactory::new(&pool, run_id).await?;
+    let store = EventStore::new(pool.clone());
+    let mut factory = EventFactory::new(run_id);
 
     // Throughput phase: load, commit, then let the relay publish it all.
     let started = Instant::now();
-    let (payload_bytes, metadata_bytes) = load(&pool, &mut factory, args.events).await?;
+    load(&store, &mut factory, args.events).await?;
     let load_time = started.elapsed();
+    let (payload_bytes, metadata_bytes) = stored_sizes(&pool).await?;
     // The statistics autovacuum would have gathered on a table of this size.
     sqlx::query("ANALYZE events").execute(&pool).await?;
     let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
@@ -270,7 +276,7 @@ async fn measure(
 
     // Latency phase: the relay is caught up; let it settle into waiting for notifications.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let latency = latency_phase(args, &pool, &mut factory, &acks).await?;
+    let latency = latency_phase(args, &store, &mut factory, &acks).await?;
     Ok(Report {
         loaded: args.events,
         load_time,
@@ -285,44 +291,35 @@ async fn measure(
     })
 }
 
-/// Appends `count` events in multi-row INSERTs of `LOAD_CHUNK` rows, one transaction each.
-/// Returns the average payload and metadata sizes.
-async fn load(
-    pool: &PgPool,
-    factory: &mut EventFactory,
-    count: u64,
-) -> anyhow::Result<(usize, usize)> {
-    let (mut payload_total, mut metadata_total) = (0usize, 0usize);
+/// Commits `count` events through the event store, `LOAD_CHUNK` to a commit (one request's
+/// metadata each).
+async fn load(store: &EventStore, factory: &mut EventFactory, count: u64) -> anyhow::Result<()> {
     let mut next = 0u64;
     while next < count {
         let end = (next + LOAD_CHUNK as u64).min(count);
-        let mut ids = Vec::with_capacity(LOAD_CHUNK);
-        let mut payloads = Vec::with_capacity(LOAD_CHUNK);
-        let mut metadata = Vec::with_capacity(LOAD_CHUNK);
+        let mut changes = Changes::new();
         for index in next..end {
-            let event = factory.number_added(index);
-            payload_total += event.payload.len();
-            metadata_total += event.metadata.len();
-            ids.push(event.id);
-            payloads.push(event.payload);
-            metadata.push(event.metadata);
+            let (id, event) = factory.number_added(index)?;
+            changes.append::<Number>(id.as_str(), 0, &[event])?;
         }
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                                 event_version, payload, metadata) \
-             SELECT 'number', id, 1, 'NumberAdded', '1.0', payload::jsonb, metadata::jsonb \
-               FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(id, payload, metadata)",
-        )
-        .bind(&ids)
-        .bind(&payloads)
-        .bind(&metadata)
-        .execute(pool)
-        .await
-        .context("cannot load the throughput phase's events")?;
+        store
+            .commit(changes, &factory.metadata())
+            .await
+            .context("cannot load the throughput phase's events")?;
         next = end;
     }
-    let count = count as usize;
-    Ok((payload_total / count, metadata_total / count))
+    Ok(())
+}
+
+/// The average sizes of the stored events' payload and metadata (with its chain link), in bytes.
+async fn stored_sizes(pool: &PgPool) -> anyhow::Result<(usize, usize)> {
+    let (payload, metadata): (f64, f64) = sqlx::query_as(
+        "SELECT coalesce(avg(octet_length(payload::text)), 0)::float8, \
+                coalesce(avg(octet_length(metadata::text)), 0)::float8 FROM events",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((payload as usize, metadata as usize))
 }
 
 async fn wait_for_acks(acks: &Acks, target: u64, stall: Duration) -> anyhow::Result<()> {
@@ -353,47 +350,48 @@ struct Commit {
 
 async fn latency_phase(
     args: &RelayArgs,
-    pool: &PgPool,
+    store: &EventStore,
     factory: &mut EventFactory,
     acks: &Acks,
 ) -> anyhow::Result<Latency> {
     let total = args.rate * args.seconds;
     let first_index = args.events;
     // Events are prepared up front so that writers only talk to the database.
-    let mut plans: Vec<Vec<(u64, Event)>> = (0..args.writers).map(|_| Vec::new()).collect();
+    let mut plans: Vec<Vec<(u64, E164, NumberEvent, EventMetadata)>> =
+        (0..args.writers).map(|_| Vec::new()).collect();
     for n in 0..total {
-        plans[(n % args.writers) as usize].push((n, factory.number_added(first_index + n)));
+        let (id, event) = factory.number_added(first_index + n)?;
+        plans[(n % args.writers) as usize].push((n, id, event, factory.metadata()));
     }
     let start = Instant::now() + Duration::from_millis(100);
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
     let mut writers = JoinSet::new();
     for plan in plans {
-        let pool = pool.clone();
+        let store = store.clone();
         writers.spawn(async move {
             let mut commits = Vec::with_capacity(plan.len());
-            for (n, event) in plan {
+            for (n, id, event, metadata) in plan {
                 let due = start + interval.mul_f64(n as f64);
                 tokio::time::sleep_until(due.into()).await;
-                let mut transaction = pool.begin().await?;
+                let mut changes = Changes::new();
+                changes.append::<Number>(id.as_str(), 0, &[event])?;
+                store.commit(changes, &metadata).await?;
+                let committed = Instant::now();
+                // Where the store put it, to match it with the relay's acknowledgement.
                 let position: i64 = sqlx::query_scalar(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                                         event_version, payload, metadata) \
-                     VALUES ('number', $1, 1, 'NumberAdded', '1.0', $2::jsonb, $3::jsonb) \
-                     RETURNING global_position",
+                    "SELECT global_position FROM events \
+                      WHERE aggregate_type = 'number' AND aggregate_id = $1 AND sequence = 1",
                 )
-                .bind(&event.id)
-                .bind(&event.payload)
-                .bind(&event.metadata)
-                .fetch_one(&mut *transaction)
+                .bind(id.as_str())
+                .fetch_one(store.pool())
                 .await?;
-                transaction.commit().await?;
                 commits.push(Commit {
                     position,
                     due,
-                    committed: Instant::now(),
+                    committed,
                 });
             }
-            Ok::<_, sqlx::Error>(commits)
+            Ok::<_, anyhow::Error>(commits)
         });
     }
     let mut commits = Vec::with_capacity(total as usize);
@@ -489,7 +487,7 @@ impl Report {
         );
         println!(
             "load        {} NumberAdded events on as many aggregates (payload ~{} B, metadata ~{} B), \
-             {LOAD_CHUNK} rows per INSERT: {:.2} s ({:.0} events/s)",
+             {LOAD_CHUNK} events per commit: {:.2} s ({:.0} events/s)",
             self.loaded,
             self.payload_bytes,
             self.metadata_bytes,
@@ -511,7 +509,7 @@ impl Report {
             self.stream_messages
         );
         println!(
-            "latency     {} events committed over {} s by {} writers, one transaction per event: \
+            "latency     {} events committed over {} s by {} writers, one commit per event: \
              {:.1} events/s (target {})",
             latency.committed, args.seconds, args.writers, latency.achieved_rate, args.rate
         );
@@ -553,63 +551,53 @@ impl Report {
     }
 }
 
-/// One synthetic event, shaped like what `nmp` stores for a number added through the API.
-struct Event {
-    id: String,
-    payload: String,
-    metadata: String,
-}
-
+/// Synthetic events, shaped like what `nmp` stores for a number added through the API.
 struct EventFactory {
     run: u64,
-    time: String,
     random: SplitMix64,
 }
 
 impl EventFactory {
-    async fn new(pool: &PgPool, run_id: u64) -> anyhow::Result<Self> {
-        let time: String = sqlx::query_scalar(
-            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-        )
-        .fetch_one(pool)
-        .await?;
-        Ok(EventFactory {
+    fn new(run_id: u64) -> Self {
+        EventFactory {
             run: run_id % 10_000,
-            time,
             random: SplitMix64(run_id),
-        })
+        }
     }
 
     /// A NumberAdded of number `index` (`+99<run><index>`: country code 99 is unassigned), on
-    /// one of 100 accounts, with request metadata as the API records it.
-    fn number_added(&mut self, index: u64) -> Event {
-        let id = format!("+99{:04}{:08}", self.run, index);
+    /// one of 100 accounts.
+    fn number_added(&self, index: u64) -> anyhow::Result<(E164, NumberEvent)> {
+        let id = E164::parse(format!("+99{:04}{:08}", self.run, index))?;
         let account = format!("bench-account-{:02}", index % 100);
-        let payload = json!({"NumberAdded": {
-            "telephone_number": id,
-            "account": account,
-            "details": {
-                "custom_sip_header": format!("{account}-commsgw"),
-                "teams_phone_mobile": null,
-                "teams_direct_routing": null,
-                "teams_operator_connect": {
-                    "enabled": true,
-                    "configuration": {
-                        "usage": "CallingUserAssignment",
-                        "location_id": null,
-                        "civic_address_id": null,
-                        "additional_usages": [],
-                        "choosable_capabilities": ["InboundCalling"],
-                        "displayed_country_code": null,
-                        "allow_tenant_address_update": false,
-                    },
-                    "assignment_status": "assigned",
-                },
-                "zoom_phone_cloud_peering": null,
-                "azure_operator_call_protection": null,
-            },
-            "sync_required": true,
-        }});
+        let details = NumberDetails {
+            custom_sip_header: Some(SipHeaderValue::parse(format!("{account}-commsgw"))?),
+            teams_operator_connect: Some(TeamsNumberService {
+                enabled: true,
+                assignment_status: Some(AssignmentStatus::Assigned),
+                configuration: Some(TeamsNumberConfiguration {
+                    usage: Usage::CallingUserAssignment,
+                    choosable_capabilities: vec![Capability::InboundCalling],
+                    additional_usages: Vec::new(),
+                    civic_address_id: None,
+                    location_id: None,
+                    allow_tenant_address_update: false,
+                    displayed_country_code: None,
+                }),
+            }),
+            ..NumberDetails::default()
+        };
+        let event = NumberEvent::NumberAdded {
+            telephone_number: id.clone(),
+            account: AccountName::parse(account)?,
+            details,
+            sync_required: true,
+        };
+        Ok((id, event))
+    }
+
+    /// A request's metadata, as the API records it.
+    fn metadata(&mut self) -> EventMetadata {
         let r = &mut self.random;
         let correlation_id = format!(
             "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
@@ -620,17 +608,14 @@ impl EventFactory {
             r.next() & 0xffff_ffff_ffff
         );
         let traceparent = format!("00-{:016x}{:016x}-{:016x}-01", r.next(), r.next(), r.next());
-        let metadata = json!({
-            "subject": "nmp-bench",
-            "roles": ["ProvisioningAPI.Admin"],
-            "time": self.time,
-            "correlation_id": correlation_id,
-            "traceparent": traceparent,
-        });
-        Event {
-            id,
-            payload: payload.to_string(),
-            metadata: metadata.to_string(),
+        EventMetadata {
+            subject: "nmp-bench".to_string(),
+            roles: vec!["ProvisioningAPI.Admin".to_string()],
+            time: chrono::Utc::now(),
+            client_request_id: None,
+            ticket_id: None,
+            correlation_id,
+            traceparent: Some(traceparent),
         }
     }
 }
