@@ -20,15 +20,16 @@ use anyhow::Context;
 use async_nats::jetstream;
 use clap::{Args, Subcommand};
 use domain::{
-    AccountName, AssignmentStatus, Capability, E164, Number, NumberDetails, NumberEvent,
-    SipHeaderValue, TeamsNumberConfiguration, TeamsNumberService, Usage,
+    Account, AccountEvent, AccountName, AccountServices, AssignmentStatus, Capability, E164,
+    Identifier, Number, NumberDetails, NumberEvent, PlainService, ProvisioningError,
+    SipHeaderValue, SyncableService, TeamsNumberConfiguration, TeamsNumberService, TenantId, Usage,
 };
 use projections::filter;
 use projections::query::{self, ListQuery};
 use relay::{AckObserver, Relay, RelaySettings, StreamSettings};
 use serde_json::json;
 use sqlx::PgPool;
-use store::{Changes, EventMetadata, EventStore};
+use store::{Changes, EventMetadata, EventStore, TenantLink};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The performance goals, against which the report says "met" or "MISSED".
@@ -670,11 +671,11 @@ async fn forget_checkpoint(database_url: &str, prefix: &str) -> anyhow::Result<(
 // afterwards):
 //
 // 1. Seed: the events the API and the backend's answers would have written for the accounts and
-//    numbers go straight into `events` in multi-row INSERTs, with correct sequences and real
-//    tamper-evidence chains. Per account an AccountCreated (Operator Connect on, some with Zoom
-//    or Call Protection) and mostly an AccountProvisioned; per batch of 100 numbers one
-//    transaction of 100 NumberAdded and the account's NumbersAdded; then per number, mostly, its
-//    NumberProvisioned or NumberProvisioningFailed.
+//    numbers, committed through `EventStore::commit` as the command side commits them (real
+//    sequences and tamper-evidence chains, memberships, tenant links). Per account an
+//    AccountCreated (Operator Connect on, some with Zoom or Call Protection) and mostly an
+//    AccountProvisioned; per batch of 100 numbers one command of 100 NumberAdded with their
+//    memberships, then one with, mostly, their NumberProvisioned or NumberProvisioningFailed.
 // 2. Rebuild: `projections::rebuild` of numbers, accounts and the audit log on the seeded store;
 //    events replayed per second of each. This fills the read tables for the next phases.
 // 3. Lists and counts: `projections::query::{numbers, accounts}`, the functions the list
@@ -714,10 +715,10 @@ const SERVE_POOL: u32 = 20;
 /// `+18…` prefix) and 1,000,000 numbers per account.
 const MAX_ACCOUNTS: u64 = 5_000;
 const MAX_NUMBERS_PER_ACCOUNT: u64 = 1_000_000;
-const USAGES: [&str; 3] = [
-    "CallingUserAssignment",
-    "FirstPartyAppAssignment",
-    "ConferenceAssignment",
+const USAGES: [Usage; 3] = [
+    Usage::CallingUserAssignment,
+    Usage::FirstPartyAppAssignment,
+    Usage::ConferenceAssignment,
 ];
 
 #[derive(Args)]
@@ -743,7 +744,8 @@ pub struct ProjectionsArgs {
     /// Numbers per upsert command in the lag phase (one NumberUpdated event each).
     #[arg(long, default_value_t = 1)]
     batch: u64,
-    /// Connections loading the seed side by side, each fed by its own generating thread.
+    /// Writers committing the seed through the event store side by side, each taking every
+    /// n-th account.
     #[arg(long, default_value_t = 2)]
     loaders: u64,
     /// NATS server with JetStream; the bench creates a fresh stream and deletes it afterwards.
@@ -843,10 +845,10 @@ async fn projections_phases(
     };
     let round = |x: f64| (x * 100.0).round() / 100.0;
 
-    let seeded = seed(&pool, layout, args.loaders, run_id).await?;
+    let store = EventStore::new(pool.clone());
+    let seeded = seed(&store, layout, args.loaders, run_id).await?;
     seeded.print(args.loaders);
 
-    let store = EventStore::new(pool.clone());
     let rebuilt = rebuild_phase(&store, database_url).await?;
     // What autovacuum does to freshly filled tables within a minute or two: statistics for the
     // planner, and the visibility map that lets counts use index-only scans.
@@ -1008,9 +1010,9 @@ fn account_profile(account: u64) -> AccountProfile {
 }
 
 struct NumberProfile {
-    usage: &'static str,
+    usage: Usage,
     outbound: bool,
-    assignment: Option<&'static str>,
+    assignment: Option<AssignmentStatus>,
     sip_header: bool,
     zoom: bool,
     call_protection: bool,
@@ -1033,8 +1035,8 @@ fn number_profile(account: u64, index: u64) -> NumberProfile {
         },
         outbound: (r >> 40).is_multiple_of(2),
         assignment: match (r >> 8) % 10 {
-            0..=5 => Some("assigned"),
-            6..=8 => Some("unassigned"),
+            0..=5 => Some(AssignmentStatus::Assigned),
+            6..=8 => Some(AssignmentStatus::Unassigned),
             _ => None,
         },
         sip_header: !call_protection && (r >> 24).is_multiple_of(2),
@@ -1048,88 +1050,55 @@ fn number_profile(account: u64, index: u64) -> NumberProfile {
     }
 }
 
-/// A number's details as the domain serialises `NumberDetails`. An update (`Some(n)`) sets a
-/// civic address and a location of its own, so it always changes the number.
-fn number_details(account: u64, profile: &NumberProfile, update: Option<u64>) -> serde_json::Value {
-    let capabilities = if profile.outbound {
-        json!(["InboundCalling", "OutboundCalling"])
-    } else {
-        json!(["InboundCalling"])
-    };
-    json!({
-        "teams_operator_connect": {
-            "enabled": true,
-            "assignment_status": profile.assignment,
-            "configuration": {
-                "usage": profile.usage,
-                "choosable_capabilities": capabilities,
-                "additional_usages": [],
-                "civic_address_id": update.map(|_| format!("civic-{account:04}")),
-                "location_id": update.map(|n| format!("location-{n}")),
-                "allow_tenant_address_update": false,
-                "displayed_country_code": null,
-            },
-        },
-        "teams_phone_mobile": null,
-        "teams_direct_routing": null,
-        "zoom_phone_cloud_peering": profile.zoom.then(|| json!({"enabled": true})),
-        "azure_operator_call_protection": profile.call_protection.then(|| json!({"enabled": true})),
-        "custom_sip_header": profile
+/// A number's details. An update (`Some(n)`) sets a civic address and a location of its own, so
+/// it always changes the number.
+fn number_details(
+    account: u64,
+    profile: &NumberProfile,
+    update: Option<u64>,
+) -> anyhow::Result<NumberDetails> {
+    let mut capabilities = vec![Capability::InboundCalling];
+    if profile.outbound {
+        capabilities.push(Capability::OutboundCalling);
+    }
+    let enabled = PlainService { enabled: true };
+    Ok(NumberDetails {
+        teams_operator_connect: Some(TeamsNumberService {
+            enabled: true,
+            assignment_status: profile.assignment,
+            configuration: Some(TeamsNumberConfiguration {
+                usage: profile.usage,
+                choosable_capabilities: capabilities,
+                additional_usages: Vec::new(),
+                civic_address_id: update
+                    .map(|_| Identifier::parse(format!("civic-{account:04}")))
+                    .transpose()?,
+                location_id: update
+                    .map(|n| Identifier::parse(format!("location-{n}")))
+                    .transpose()?,
+                allow_tenant_address_update: false,
+                displayed_country_code: None,
+            }),
+        }),
+        zoom_phone_cloud_peering: profile.zoom.then_some(enabled),
+        azure_operator_call_protection: profile.call_protection.then_some(enabled),
+        custom_sip_header: profile
             .sip_header
-            .then(|| format!("{}-commsgw", Layout::account_name(account))),
+            .then(|| SipHeaderValue::parse(format!("{}-commsgw", Layout::account_name(account))))
+            .transpose()?,
+        ..NumberDetails::default()
     })
-}
-
-/// The number's enabled services in the domain's order.
-fn number_services(profile: &NumberProfile) -> Vec<&'static str> {
-    let mut services = vec!["teamsOperatorConnect"];
-    if profile.zoom {
-        services.push("zoomPhoneCloudPeering");
-    }
-    if profile.call_protection {
-        services.push("azureOperatorCallProtection");
-    }
-    services
 }
 
 // ---- phase 1: seed ---------------------------------------------------------------------------
 
-/// One row of `events` as the seed writes it.
-struct SeedRow {
-    aggregate_type: &'static str,
-    id: String,
-    sequence: i64,
-    event_type: &'static str,
-    payload: String,
-    metadata: String,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct SeedCounts {
-    events: u64,
-    number_events: u64,
-    account_events: u64,
-    payload_bytes: u64,
-    metadata_bytes: u64,
-}
-
-impl SeedCounts {
-    fn add(&mut self, other: SeedCounts) {
-        self.events += other.events;
-        self.number_events += other.number_events;
-        self.account_events += other.account_events;
-        self.payload_bytes += other.payload_bytes;
-        self.metadata_bytes += other.metadata_bytes;
-    }
-}
-
-/// Writes the events of a set of accounts, in the order the API and the backend's answers
-/// would commit them, with real chain links.
+/// Commits the events of a set of accounts through the event store, command by command in the
+/// order the API and the backend's answers would commit them: real sequences, chain links,
+/// memberships and tenant links, written by `EventStore::commit` as the command side writes them.
 struct Seeder {
+    store: EventStore,
     layout: Layout,
     random: SplitMix64,
-    rows: Vec<SeedRow>,
-    counts: SeedCounts,
 }
 
 impl Seeder {
@@ -1146,14 +1115,14 @@ impl Seeder {
     }
 
     /// A request's metadata, as the API records it.
-    fn api_metadata(&mut self) -> serde_json::Value {
+    fn api_metadata(&mut self) -> EventMetadata {
         let traceparent = format!(
             "00-{:016x}{:016x}-{:016x}-01",
             self.random.next(),
             self.random.next(),
             self.random.next()
         );
-        let metadata = EventMetadata {
+        EventMetadata {
             subject: "nmp-bench".to_string(),
             roles: vec!["ProvisioningAPI.Admin".to_string()],
             time: chrono::Utc::now(),
@@ -1161,13 +1130,12 @@ impl Seeder {
             ticket_id: None,
             correlation_id: self.uuid(),
             traceparent: Some(traceparent),
-        };
-        serde_json::to_value(metadata).expect("metadata serialises")
+        }
     }
 
     /// Metadata of a backend answer, recorded by nmp on its own behalf.
-    fn sync_metadata(&mut self) -> serde_json::Value {
-        let metadata = EventMetadata {
+    fn sync_metadata(&mut self) -> EventMetadata {
+        EventMetadata {
             subject: "nmp-sync".to_string(),
             roles: Vec::new(),
             time: chrono::Utc::now(),
@@ -1175,180 +1143,122 @@ impl Seeder {
             ticket_id: None,
             correlation_id: self.uuid(),
             traceparent: None,
-        };
-        serde_json::to_value(metadata).expect("metadata serialises")
-    }
-
-    /// Queues one event with its chain link; answers its hash.
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        previous: Option<&str>,
-        aggregate_type: &'static str,
-        id: &str,
-        sequence: i64,
-        event_type: &'static str,
-        payload: &serde_json::Value,
-        metadata: &serde_json::Value,
-    ) -> String {
-        let hash = store::chain::event_hash(
-            previous,
-            &store::chain::EventContent {
-                aggregate_type,
-                aggregate_id: id,
-                sequence,
-                event_type,
-                event_version: "1.0",
-                payload,
-                metadata,
-            },
-        );
-        let mut metadata = metadata.clone();
-        metadata[store::chain::CHAIN_KEY] = json!({"previous": previous, "hash": hash});
-        let payload = payload.to_string();
-        let metadata = metadata.to_string();
-        self.counts.events += 1;
-        if aggregate_type == "number" {
-            self.counts.number_events += 1;
-        } else {
-            self.counts.account_events += 1;
         }
-        self.counts.payload_bytes += payload.len() as u64;
-        self.counts.metadata_bytes += metadata.len() as u64;
-        self.rows.push(SeedRow {
-            aggregate_type,
-            id: id.to_string(),
-            sequence,
-            event_type,
-            payload,
-            metadata,
-        });
-        hash
     }
 
-    /// All events of account `account` and its numbers; hands rows to `flush` whenever
-    /// `LOAD_CHUNK` have gathered (always between whole upsert batches). False once `flush`
-    /// refuses.
-    fn account(&mut self, account: u64, flush: &mut dyn FnMut(Vec<SeedRow>) -> bool) -> bool {
-        let name = Layout::account_name(account);
+    /// All commands of account `account` and its numbers: the account's creation and the
+    /// backend's answer, then per `SEED_BATCH` numbers one upsert (their NumberAdded and
+    /// memberships) and one command with the backend's answers for them.
+    async fn account(&mut self, account: u64) -> anyhow::Result<()> {
+        let name = AccountName::parse(Layout::account_name(account))?;
+        let tenant = TenantId::parse(Layout::tenant(account))?;
         let profile = account_profile(account);
-        let created = json!({"AccountCreated": {
-            "name": name,
-            "correlation_id": self.uuid(),
-            "services": {
-                "teams_tenant_id": Layout::tenant(account),
-                "teams_operator_connect": {"enabled": true, "sync_enabled": true},
-                "teams_phone_mobile": null,
-                "teams_direct_routing": null,
-                "zoom_phone_cloud_peering":
-                    profile.zoom.then(|| json!({"enabled": true, "sync_enabled": true})),
-                "azure_operator_call_protection":
-                    profile.call_protection.then(|| json!({"enabled": true})),
+        let flowing = SyncableService {
+            enabled: true,
+            sync_enabled: true,
+        };
+        let created = AccountEvent::AccountCreated {
+            name: name.clone(),
+            correlation_id: Some(Identifier::parse(self.uuid())?),
+            services: AccountServices {
+                teams_tenant_id: Some(tenant.clone()),
+                teams_operator_connect: Some(flowing),
+                zoom_phone_cloud_peering: profile.zoom.then_some(flowing),
+                azure_operator_call_protection: profile
+                    .call_protection
+                    .then_some(PlainService { enabled: true }),
+                ..AccountServices::default()
             },
-            "sync_required": true,
-        }});
+            sync_required: true,
+        };
+        let mut changes = Changes::new();
+        changes.append::<Account>(name.as_str(), 0, &[created])?;
+        changes.link_tenant(TenantLink::Set {
+            account: name.to_string(),
+            tenant: tenant.to_string(),
+        });
         let metadata = self.api_metadata();
-        let mut head = self.push(
-            None,
-            "account",
-            &name,
-            1,
-            "AccountCreated",
-            &created,
-            &metadata,
-        );
-        let mut sequence = 1;
+        self.store.commit(changes, &metadata).await?;
+        let mut version = 1;
         let answer = match profile.outcome {
             Outcome::Pending => None,
-            Outcome::Synced => Some((
-                "AccountProvisioned",
-                json!({"AccountProvisioned": {"for_version": 1}}),
-            )),
-            Outcome::Failed => Some((
-                "AccountProvisioningFailed",
-                json!({"AccountProvisioningFailed": {"for_version": 1, "errors": [
-                    {"code": "TenantConsentMissing", "message": "The tenant has not consented to the operator."}
-                ]}}),
-            )),
+            Outcome::Synced => Some(AccountEvent::AccountProvisioned { for_version: 1 }),
+            Outcome::Failed => Some(AccountEvent::AccountProvisioningFailed {
+                for_version: 1,
+                errors: vec![ProvisioningError {
+                    code: "TenantConsentMissing".to_string(),
+                    message: "The tenant has not consented to the operator.".to_string(),
+                }],
+            }),
         };
-        if let Some((event_type, payload)) = answer {
-            sequence += 1;
+        if let Some(answer) = answer {
+            let mut changes = Changes::new();
+            changes.append::<Account>(name.as_str(), version, &[answer])?;
             let metadata = self.sync_metadata();
-            head = self.push(
-                Some(&head),
-                "account",
-                &name,
-                sequence,
-                event_type,
-                &payload,
-                &metadata,
-            );
+            self.store.commit(changes, &metadata).await?;
+            version += 1;
         }
         let count = self.layout.numbers_of(account);
         let mut first = 0;
         while first < count {
             let end = (first + SEED_BATCH).min(count);
-            // One upsert command: its NumberAdded events and the account's NumbersAdded.
-            let metadata = self.api_metadata();
-            let mut added = Vec::with_capacity((end - first) as usize);
-            let mut memberships = Vec::with_capacity((end - first) as usize);
+            let mut upsert = Changes::new();
+            let mut answers = Changes::new();
             for index in first..end {
                 let number = number_profile(account, index);
-                let id = Layout::number(account, index);
-                let payload = json!({"NumberAdded": {
-                    "telephone_number": id,
-                    "account": name,
-                    "details": number_details(account, &number, None),
-                    "sync_required": true,
-                }});
-                let hash = self.push(None, "number", &id, 1, "NumberAdded", &payload, &metadata);
-                memberships
-                    .push(json!({"telephone_number": id, "services": number_services(&number)}));
-                added.push((id, hash, number.outcome));
-            }
-            sequence += 1;
-            head = self.push(
-                Some(&head),
-                "account",
-                &name,
-                sequence,
-                "NumbersAdded",
-                &json!({"NumbersAdded": {"numbers": memberships}}),
-                &metadata,
-            );
-            // The backend's answers, one command each.
-            for (id, hash, outcome) in added {
-                let (event_type, payload) = match outcome {
-                    Outcome::Pending => continue,
-                    Outcome::Synced => (
-                        "NumberProvisioned",
-                        json!({"NumberProvisioned": {"for_version": 1}}),
-                    ),
-                    Outcome::Failed => (
-                        "NumberProvisioningFailed",
-                        json!({"NumberProvisioningFailed": {"for_version": 1, "errors": [
-                            {"code": "NumberNotInInventory", "message": "The number is not in the operator's Teams inventory."}
-                        ]}}),
-                    ),
+                let id = E164::parse(Layout::number(account, index))?;
+                let details = number_details(account, &number, None)?;
+                let services = details
+                    .enabled_services()
+                    .into_iter()
+                    .map(|service| service.wire_name().to_string())
+                    .collect();
+                let added = NumberEvent::NumberAdded {
+                    telephone_number: id.clone(),
+                    account: name.clone(),
+                    details,
+                    sync_required: true,
                 };
-                let metadata = self.sync_metadata();
-                self.push(
-                    Some(&hash),
-                    "number",
-                    &id,
-                    2,
-                    event_type,
-                    &payload,
-                    &metadata,
-                );
+                upsert.append::<Number>(id.as_str(), 0, &[added])?;
+                upsert.set_member(name.as_str(), id.as_str(), services);
+                let answer = match number.outcome {
+                    Outcome::Pending => None,
+                    Outcome::Synced => Some(NumberEvent::NumberProvisioned { for_version: 1 }),
+                    Outcome::Failed => Some(NumberEvent::NumberProvisioningFailed {
+                        for_version: 1,
+                        errors: vec![ProvisioningError {
+                            code: "NumberNotInInventory".to_string(),
+                            message: "The number is not in the operator's Teams inventory."
+                                .to_string(),
+                        }],
+                    }),
+                };
+                if let Some(answer) = answer {
+                    answers.append::<Number>(id.as_str(), 1, &[answer])?;
+                }
             }
-            if self.rows.len() >= LOAD_CHUNK && !flush(std::mem::take(&mut self.rows)) {
-                return false;
+            // Decided on the account's services, as the command service's upsert is.
+            upsert.share_account(name.as_str(), version);
+            let metadata = self.api_metadata();
+            self.store.commit(upsert, &metadata).await?;
+            if !answers.is_empty() {
+                let metadata = self.sync_metadata();
+                self.store.commit(answers, &metadata).await?;
             }
             first = end;
         }
-        true
+        Ok(())
     }
+}
+
+/// What the seed stored.
+#[derive(Debug, Default, Clone, Copy)]
+struct SeedCounts {
+    events: u64,
+    number_events: u64,
+    account_events: u64,
+    payload_bytes: u64,
+    metadata_bytes: u64,
 }
 
 struct Seeded {
@@ -1359,104 +1269,60 @@ struct Seeded {
     accounts: u64,
 }
 
-/// Loads the events of every account: `loaders` generating threads, each feeding its own
-/// connection, each taking every `loaders`-th account (so one aggregate's events are committed
-/// by one connection, in order).
-async fn seed(pool: &PgPool, layout: Layout, loaders: u64, run_id: u64) -> anyhow::Result<Seeded> {
+/// Commits the events of every account: `loaders` writers side by side, each taking every
+/// `loaders`-th account (so one aggregate's commands are committed by one writer, in order).
+async fn seed(
+    store: &EventStore,
+    layout: Layout,
+    loaders: u64,
+    run_id: u64,
+) -> anyhow::Result<Seeded> {
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for worker in 0..loaders {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<SeedRow>>(2);
-        let generator = tokio::task::spawn_blocking(move || {
-            let mut seeder = Seeder {
-                layout,
-                random: SplitMix64(run_id ^ mix(worker)),
-                rows: Vec::with_capacity(LOAD_CHUNK + 2 * SEED_BATCH as usize + 2),
-                counts: SeedCounts::default(),
-            };
-            let mut flush = |rows: Vec<SeedRow>| sender.blocking_send(rows).is_ok();
-            let mut complete = true;
-            for account in (worker..layout.accounts).step_by(loaders as usize) {
-                if !seeder.account(account, &mut flush) {
-                    complete = false;
-                    break;
-                }
-            }
-            let rest = std::mem::take(&mut seeder.rows);
-            if complete && !rest.is_empty() {
-                flush(rest);
-            }
-            seeder.counts
-        });
-        let pool = pool.clone();
+        let mut seeder = Seeder {
+            store: store.clone(),
+            layout,
+            random: SplitMix64(run_id ^ mix(worker)),
+        };
         tasks.spawn(async move {
-            while let Some(rows) = receiver.recv().await {
-                insert_seed_rows(&pool, rows).await?;
+            for account in (worker..layout.accounts).step_by(loaders as usize) {
+                seeder.account(account).await?;
             }
-            Ok::<_, anyhow::Error>(generator.await?)
+            Ok::<_, anyhow::Error>(())
         });
     }
-    let mut counts = SeedCounts::default();
     while let Some(joined) = tasks.join_next().await {
-        counts.add(joined?.context("cannot seed the events")?);
+        joined?.context("cannot seed the events")?;
     }
-    // The command side keeps each account's Teams tenant beside its events.
-    let (names, tenants): (Vec<String>, Vec<String>) = (0..layout.accounts)
-        .map(|a| (Layout::account_name(a), Layout::tenant(a)))
-        .unzip();
-    sqlx::query(
-        "INSERT INTO account_tenants (account_name, tenant_id) \
-         SELECT * FROM UNNEST($1::text[], $2::text[])",
-    )
-    .bind(&names)
-    .bind(&tenants)
-    .execute(pool)
-    .await?;
     let load_time = started.elapsed();
+    let pool = store.pool();
     let started = Instant::now();
     // The statistics autovacuum would have gathered on a table of this size.
     sqlx::query("ANALYZE events").execute(pool).await?;
+    let analyze_time = started.elapsed();
+    let (events, number_events, payload_bytes, metadata_bytes): (i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE aggregate_type = 'number'), \
+                    coalesce(sum(octet_length(payload::text)), 0)::int8, \
+                    coalesce(sum(octet_length(metadata::text)), 0)::int8 \
+               FROM events",
+        )
+        .fetch_one(pool)
+        .await?;
     Ok(Seeded {
-        counts,
+        counts: SeedCounts {
+            events: events as u64,
+            number_events: number_events as u64,
+            account_events: (events - number_events) as u64,
+            payload_bytes: payload_bytes as u64,
+            metadata_bytes: metadata_bytes as u64,
+        },
         load_time,
-        analyze_time: started.elapsed(),
+        analyze_time,
         numbers: layout.numbers,
         accounts: layout.accounts,
     })
-}
-
-async fn insert_seed_rows(pool: &PgPool, rows: Vec<SeedRow>) -> anyhow::Result<()> {
-    let mut types = Vec::with_capacity(rows.len());
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut sequences = Vec::with_capacity(rows.len());
-    let mut event_types = Vec::with_capacity(rows.len());
-    let mut payloads = Vec::with_capacity(rows.len());
-    let mut metadata = Vec::with_capacity(rows.len());
-    for row in rows {
-        types.push(row.aggregate_type);
-        ids.push(row.id);
-        sequences.push(row.sequence);
-        event_types.push(row.event_type);
-        payloads.push(row.payload);
-        metadata.push(row.metadata);
-    }
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                             payload, metadata) \
-         SELECT t, i, s, e, '1.0', p::jsonb, m::jsonb \
-           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[]) \
-             AS r(t, i, s, e, p, m)",
-    )
-    .bind(&types)
-    .bind(&ids)
-    .bind(&sequences)
-    .bind(&event_types)
-    .bind(&payloads)
-    .bind(&metadata)
-    .execute(pool)
-    .await
-    .context("cannot insert seeded events")?;
-    Ok(())
 }
 
 impl Seeded {
@@ -1465,8 +1331,9 @@ impl Seeded {
         let seconds = self.load_time.as_secs_f64();
         println!(
             "seed        {} events ({} of numbers, {} of accounts; payload ~{} B, metadata ~{} B) \
-             for {} numbers in {} accounts, {LOAD_CHUNK}-row INSERTs on {loaders} connections: \
-             {seconds:.1} s ({:.0} events/s), then ANALYZE {:.1} s",
+             for {} numbers in {} accounts, committed through the event store by {loaders} \
+             writers ({SEED_BATCH} numbers a command): {seconds:.1} s ({:.0} events/s), then \
+             ANALYZE {:.1} s",
             counts.events,
             counts.number_events,
             counts.account_events,
@@ -1958,18 +1825,18 @@ async fn upsert_group(
         .iter()
         .map(|&k| Layout::number(account, k))
         .collect();
-    let items: Vec<serde_json::Value> = numbers
+    let items = numbers
         .iter()
         .zip(&ids)
         .map(|(&k, id)| {
             let profile = number_profile(account, k);
-            json!([id, number_details(account, &profile, Some(group))])
+            Ok((
+                E164::parse(id.as_str())?,
+                number_details(account, &profile, Some(group))?,
+            ))
         })
-        .collect();
-    // The domain's types come from their serde form (nmp does not depend on `domain`
-    // directly); the command service checks them as it checks the API's.
-    let name = serde_json::from_value(json!(Layout::account_name(account)))?;
-    let items = serde_json::from_value(serde_json::Value::Array(items))?;
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let name = AccountName::parse(Layout::account_name(account))?;
     let metadata = EventMetadata {
         subject: "nmp-bench".to_string(),
         roles: vec!["ProvisioningAPI.Admin".to_string()],
