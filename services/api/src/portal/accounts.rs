@@ -990,11 +990,10 @@ fn deleter(
             .get(name)
             .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
     };
-    crate::context::Caller::from_headers(session.principal.clone(), &lookup)
-        .map_err(|error| {
-            let status = crate::error::status_of(error.kind);
-            Box::new(refused(status, &error.body.message))
-        })
+    crate::context::Caller::from_headers(session.principal.clone(), &lookup).map_err(|error| {
+        let status = crate::error::status_of(error.kind);
+        Box::new(refused(status, &error.body.message))
+    })
 }
 
 /// Asks whether to delete an account, and whether its numbers go with it.

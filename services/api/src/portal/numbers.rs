@@ -1439,11 +1439,10 @@ fn remover(session: &Session, headers: &HeaderMap, csrf: &str) -> Result<Caller,
             .get(name)
             .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
     };
-    Caller::from_headers(session.principal.clone(), &lookup)
-        .map_err(|error| {
-            let status = crate::error::status_of(error.kind);
-            Box::new((status, trouble(&error.body.message)).into_response())
-        })
+    Caller::from_headers(session.principal.clone(), &lookup).map_err(|error| {
+        let status = crate::error::status_of(error.kind);
+        Box::new((status, trouble(&error.body.message)).into_response())
+    })
 }
 
 /// Deletes the numbers ticked in the list, in two steps: `confirm` shows them, `delete`
