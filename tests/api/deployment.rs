@@ -197,7 +197,11 @@ fn the_compose_file_runs_every_component_as_its_own_service_from_one_image() {
         let build = service.get("build");
         assert_eq!(build.get("context").str(), ".");
         let dockerfile = build.get("dockerfile").str();
-        assert!(root().join(dockerfile).is_file(), "{name}: {dockerfile}");
+        let recipe = read(dockerfile);
+        assert!(
+            recipe.contains(r#"ENTRYPOINT ["nmp"]"#) && recipe.contains("EXPOSE 8080"),
+            "{name}: {dockerfile} runs nmp on 8080"
+        );
         let command = strings(service.get("command"));
         if command.first().map(String::as_str) == Some("sim") {
             continue;
@@ -317,6 +321,7 @@ fn the_kubernetes_manifests_deploy_every_component_with_probes_and_budgets() {
         .unwrap_or_default();
 
     let mut deployed = BTreeSet::new();
+    let mut budget_spent = 0;
     for deployment in &by_kind["Deployment"] {
         let name = deployment.get("metadata").get("name").str();
         let spec = deployment.get("spec");
@@ -350,6 +355,13 @@ fn the_kubernetes_manifests_deploy_every_component_with_probes_and_budgets() {
             assert_known_variables(name, [key]);
         }
         let settings = load_settings(name, &own);
+        let replicas: u64 = spec.get("replicas").str().parse().unwrap();
+        if settings.backend_url.is_some() && (settings.saga.calls_per_minute > 0) {
+            let args = strings(container.get("args"));
+            if args[2].split(',').any(|c| c == "saga" || c == "sync") {
+                budget_spent += replicas * u64::from(settings.saga.calls_per_minute);
+            }
+        }
 
         // Probes: alive on /healthz (which touches nothing), ready on /readyz.
         let port_name = container.get("ports").seq()[0].get("name").str();
@@ -411,6 +423,11 @@ fn the_kubernetes_manifests_deploy_every_component_with_probes_and_budgets() {
     }
     let all: BTreeSet<String> = nmp::COMPONENTS.iter().map(|c| c.to_string()).collect();
     assert_eq!(deployed, all, "every component is deployed");
+    // The saga's pods share the backend's limit: together they keep to the default budget.
+    assert!(
+        budget_spent <= u64::from(nmp::Settings::default().saga.calls_per_minute),
+        "the saga's pods together may call the backend {budget_spent} times a minute"
+    );
 
     // The Service sends traffic to the pods serving the API and portal, on their named port.
     for service in &by_kind["Service"] {
@@ -442,6 +459,73 @@ fn the_kubernetes_manifests_deploy_every_component_with_probes_and_budgets() {
             );
         }
     }
+}
+
+/// Words of `text` that start with `prefix` and go on with `allowed` characters.
+fn words_with(text: &str, prefix: &str, allowed: fn(char) -> bool) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (at, _) in text.match_indices(prefix) {
+        if text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| allowed(c) || c == '_')
+        {
+            continue;
+        }
+        let word: String = text[at..].chars().take_while(|c| allowed(*c)).collect();
+        found.insert(word.trim_end_matches('_').to_string());
+    }
+    found
+}
+
+#[test]
+fn the_runbook_and_deployment_notes_name_settings_metrics_and_commands_that_exist() {
+    let known = settings_variables();
+    let metrics = read("services/metrics/src/lib.rs");
+    let cli = read("services/nmp/src/main.rs");
+    for path in ["docs/operations.md", "deploy/README.md"] {
+        let text = read(path);
+        let upper = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
+        for name in words_with(&text, "NMP_", upper) {
+            // Not settings: compose's password variable and the stream's name.
+            if ["NMP_DEV_POSTGRES_PASSWORD", "NMP_EVENTS"].contains(&name.as_str()) {
+                continue;
+            }
+            assert!(
+                known.contains(&name),
+                "{path} names {name}, which nmp does not read"
+            );
+        }
+        let lower = |c: char| c.is_ascii_lowercase() || c == '_';
+        for name in words_with(&text, "nmp_", lower) {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            // Functions and tables of the schema are not metrics.
+            if base.starts_with("nmp_account_lock") || base == "nmp_append_batch" {
+                continue;
+            }
+            assert!(
+                metrics.contains(&format!("\"{base}\"")),
+                "{path} names the metric {name}, which nmp does not record"
+            );
+        }
+    }
+    // The subcommands the runbook tells operators to run.
+    let runbook = read("docs/operations.md");
+    for (command, variant) in [
+        ("nmp projections rebuild", "Rebuild {"),
+        ("nmp audit verify", "Audit {"),
+        ("nmp audit export", "Audit {"),
+        ("nmp token", "Token {"),
+        ("serve --components", "Serve {"),
+    ] {
+        assert!(runbook.contains(command), "{command}");
+        assert!(cli.contains(variant), "nmp has {command}");
+    }
+    let audit = read("services/nmp/src/audit.rs");
+    assert!(audit.contains("    Verify,") && audit.contains("    Export {"));
 }
 
 #[test]
