@@ -43,6 +43,10 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         components: Vec<String>,
     },
+    /// Print the effective settings, as `nmp serve` would load them (defaults, the config file,
+    /// NMP_* variables), as JSON with the config file's keys and every secret redacted. Exits
+    /// non-zero, naming the setting, when one is invalid.
+    Config,
     /// Print a bearer token signed with the configured HS256 secret (or the development
     /// secret), for local use.
     Token {
@@ -124,6 +128,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Projections {
             action: ProjectionsAction::Rebuild { names },
         } => nmp::rebuild_projections(&settings, &names).await,
+        Command::Config => {
+            // The token keys and the portal's sign-in are checked as `nmp serve` checks them
+            // before it connects.
+            let key_source = settings
+                .jwt
+                .key_source(&settings.http_addr, &settings.nats.url)?;
+            nmp::oidc_client(&settings, &key_source)?;
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+            Ok(())
+        }
         Command::Token {
             roles,
             subject,

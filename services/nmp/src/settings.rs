@@ -1,18 +1,21 @@
 //! Typed settings, layered: built-in defaults, then a TOML file (`--config` or `NMP_CONFIG`),
-//! then `NMP_*` environment variables. Secrets are never printed.
+//! then `NMP_*` environment variables. Secrets are never printed: `Debug` and `Serialize` (the
+//! JSON `nmp config` prints) show them as `<redacted>`.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
-/// Everything `nmp serve` needs.
-#[derive(Clone, Deserialize)]
+/// Everything `nmp serve` needs. Serialized (as `nmp config` prints it) with the config file's
+/// keys, and with every secret shown as `<redacted>`: the result is for people, not for loading.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Postgres URL; the database is created if it does not exist.
+    #[serde(serialize_with = "redacted_url")]
     pub database_url: String,
     /// Most connections the pool opens.
     pub database_max_connections: u32,
@@ -30,6 +33,7 @@ pub struct Settings {
     /// Base URL of the Teams backend's HTTP API (the simulator, `nmp sim`, or a connector to
     /// the real backend). Without it nothing is provisioned and the capability actions answer
     /// 503 `BackendNotConfigured`.
+    #[serde(serialize_with = "redacted_optional_url")]
     pub backend_url: Option<String>,
     /// Where the backend simulator (`nmp sim`) listens.
     pub sim_addr: SocketAddr,
@@ -47,15 +51,17 @@ pub struct Settings {
 /// Sign-in to the portal with an OpenID Connect provider (Entra ID, Keycloak, …): the
 /// authorization code flow with PKCE. The access tokens it hands out are verified like any
 /// other, so `[jwt]` must name the same provider's keys.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OidcSettings {
     /// The provider's issuer URL; its discovery document is at
     /// `{issuer}/.well-known/openid-configuration`. Unset: no such sign-in.
+    #[serde(serialize_with = "redacted_optional_url")]
     pub issuer: Option<String>,
     /// nmp's client id at the provider.
     pub client_id: Option<String>,
     /// nmp's client secret at the provider, for a confidential client.
+    #[serde(serialize_with = "redacted_secret")]
     pub client_secret: Option<String>,
     /// Scopes asked for, space-separated; must get an access token for nmp with its roles.
     pub scopes: String,
@@ -91,7 +97,7 @@ impl fmt::Debug for OidcSettings {
 }
 
 /// The provisioning saga's settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SagaSettings {
     /// Most backend calls a minute, shared by the saga and the sync of this process (every
@@ -118,7 +124,7 @@ impl Default for SagaSettings {
 }
 
 /// The backend sync's settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyncSettings {
     /// Seconds between two passes over the backend's consents and civic addresses.
@@ -131,12 +137,14 @@ impl Default for SyncSettings {
     }
 }
 
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtSettings {
     /// Shared HS256 secret (local and small installations).
+    #[serde(serialize_with = "redacted_secret")]
     pub hs256_secret: Option<String>,
     /// JWKS URL of an OpenID provider (Entra ID or any other).
+    #[serde(serialize_with = "redacted_optional_url")]
     pub jwks_url: Option<String>,
     /// Required `iss`, checked when set.
     pub issuer: Option<String>,
@@ -144,10 +152,11 @@ pub struct JwtSettings {
     pub audience: Option<String>,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsSettings {
-    /// NATS server URL.
+    /// NATS server URL; a password or token in it is a secret.
+    #[serde(serialize_with = "redacted_url")]
     pub url: String,
     /// Subject prefix and stream name stem, so installations (and tests) share a server.
     pub prefix: String,
@@ -168,7 +177,7 @@ impl Default for NatsSettings {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -239,6 +248,25 @@ impl fmt::Debug for JwtSettings {
             .field("audience", &self.audience)
             .finish()
     }
+}
+
+fn redacted_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url(url))
+}
+
+fn redacted_optional_url<S: Serializer>(
+    url: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    url.as_deref().map(redact_url).serialize(serializer)
+}
+
+/// A secret as it may be printed: whether it is set, never what it is.
+fn redacted_secret<S: Serializer>(
+    secret: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    secret.as_ref().map(|_| "<redacted>").serialize(serializer)
 }
 
 /// A URL (or a comma-separated list of them, as NATS takes) as it may be printed: a password in
@@ -397,6 +425,7 @@ impl Settings {
         if let Some(prefix) = env("NMP_NATS_PREFIX") {
             settings.nats.prefix = prefix;
         }
+        relay::StreamSettings::new(&settings.nats.prefix).context("invalid NMP_NATS_PREFIX")?;
         if let Some(replicas) = env("NMP_NATS_REPLICAS") {
             settings.nats.replicas = replicas
                 .parse()
@@ -934,6 +963,10 @@ mod tests {
         let printed = format!("{settings:?}");
         for secret in ["hunter2", "hunter3", "hunter4", "hunter5", "topsecret"] {
             assert!(!printed.contains(secret), "{printed}");
+        }
+        let serialized = serde_json::to_string(&settings).unwrap();
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5", "topsecret"] {
+            assert!(!serialized.contains(secret), "{serialized}");
         }
     }
 }
