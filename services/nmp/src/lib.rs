@@ -160,7 +160,12 @@ pub fn backend_client(
         return Ok(None);
     };
     let client = backend::client::HttpBackend::new(url, backend::client::Timeouts::default())
-        .with_context(|| format!("invalid backend URL {url}"))?;
+        .with_context(|| {
+            format!(
+                "invalid NMP_BACKEND_URL (backend_url) {}",
+                settings::redact_url(url)
+            )
+        })?;
     Ok(Some(std::sync::Arc::new(client)))
 }
 
