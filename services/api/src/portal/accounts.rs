@@ -979,21 +979,13 @@ fn deleter(
     headers: &HeaderMap,
     csrf: Option<&str>,
 ) -> Result<crate::context::Caller, Box<Response>> {
-    if csrf != Some(session.csrf.as_str()) {
-        return Err(Box::new(forged()));
-    }
-    if !session.principal.allows(auth::Permission::Delete) {
-        return Err(Box::new(refused(StatusCode::FORBIDDEN, REFUSED_DELETE)));
-    }
-    let lookup = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
-    };
-    crate::context::Caller::from_headers(session.principal.clone(), &lookup).map_err(|error| {
-        let status = crate::error::status_of(error.kind);
-        Box::new(refused(status, &error.body.message))
-    })
+    caller_allowed(
+        session,
+        headers,
+        csrf,
+        auth::Permission::Delete,
+        REFUSED_DELETE,
+    )
 }
 
 /// Asks whether to delete an account, and whether its numbers go with it.

@@ -248,10 +248,22 @@ fn writer(
     csrf: Option<&str>,
     refusal: &str,
 ) -> Result<crate::context::Caller, Box<Response>> {
+    caller_allowed(session, headers, csrf, auth::Permission::Write, refusal)
+}
+
+/// The caller of a form: the form must carry the session's form token and the session's roles
+/// must grant `permission` (else `refusal` says what the role may not do).
+fn caller_allowed(
+    session: &Session,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    permission: auth::Permission,
+    refusal: &str,
+) -> Result<crate::context::Caller, Box<Response>> {
     if csrf != Some(session.csrf.as_str()) {
         return Err(Box::new(forged()));
     }
-    if !session.principal.allows(auth::Permission::Write) {
+    if !session.principal.allows(permission) {
         return Err(Box::new(
             (StatusCode::FORBIDDEN, pages::trouble(refusal)).into_response(),
         ));

@@ -1420,29 +1420,13 @@ fn review_html(
 /// The caller of a form that removes something: the session's form token and a role that may
 /// delete.
 fn remover(session: &Session, headers: &HeaderMap, csrf: &str) -> Result<Caller, Box<Response>> {
-    if csrf != session.csrf {
-        return Err(Box::new(forged()));
-    }
-    if !session.principal.allows(auth::Permission::Delete) {
-        return Err(Box::new(
-            (
-                StatusCode::FORBIDDEN,
-                trouble(
-                    "Your role may not delete numbers. Ask an administrator for a role that may delete.",
-                ),
-            )
-                .into_response(),
-        ));
-    }
-    let lookup = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| v.to_str().map(str::to_string).map_err(|_| ()))
-    };
-    Caller::from_headers(session.principal.clone(), &lookup).map_err(|error| {
-        let status = crate::error::status_of(error.kind);
-        Box::new((status, trouble(&error.body.message)).into_response())
-    })
+    caller_allowed(
+        session,
+        headers,
+        Some(csrf),
+        auth::Permission::Delete,
+        "Your role may not delete numbers. Ask an administrator for a role that may delete.",
+    )
 }
 
 /// Deletes the numbers ticked in the list, in two steps: `confirm` shows them, `delete`
