@@ -251,22 +251,22 @@ async fn dashboard_routes_need_read_and_the_api_version() {
 
 /// One SSE event: its fields, in order of appearance, and comment lines.
 #[derive(Debug, Default)]
-struct SseEvent {
-    event: Option<String>,
-    id: Option<String>,
-    data: Option<String>,
-    comments: Vec<String>,
+pub(crate) struct SseEvent {
+    pub(crate) event: Option<String>,
+    pub(crate) id: Option<String>,
+    pub(crate) data: Option<String>,
+    pub(crate) comments: Vec<String>,
 }
 
 /// Reads an SSE body chunk by chunk and splits it into events.
-struct SseReader {
-    response: reqwest::Response,
-    buffer: String,
+pub(crate) struct SseReader {
+    pub(crate) response: reqwest::Response,
+    pub(crate) buffer: String,
 }
 
 impl SseReader {
     /// The next event, or None when the stream ended or `limit` passed.
-    async fn next(&mut self, limit: Duration) -> Option<SseEvent> {
+    pub(crate) async fn next(&mut self, limit: Duration) -> Option<SseEvent> {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {

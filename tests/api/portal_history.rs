@@ -5,6 +5,7 @@
 //! was at a chosen time; `/portal/live` carries a number's change from pending to synced, is
 //! refused without a session, and a reconnection with `Last-Event-ID` gets what it missed.
 
+use crate::dashboard::SseReader;
 use std::time::{Duration, Instant};
 
 use auth::Role;
@@ -405,49 +406,7 @@ async fn history_lists_who_when_and_ticket_and_shows_the_resource_as_it_was() {
 
 // ---- live --------------------------------------------------------------------------------
 
-/// One server-sent event.
-#[derive(Debug, Default)]
-struct SseEvent {
-    event: Option<String>,
-    id: Option<String>,
-    data: Option<String>,
-    comments: Vec<String>,
-}
-
-/// Reads an SSE body chunk by chunk.
-struct SseReader {
-    response: reqwest::Response,
-    buffer: String,
-}
-
 impl SseReader {
-    async fn next(&mut self, limit: Duration) -> Option<SseEvent> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = SseEvent::default();
-                for line in block.lines().filter(|l| !l.is_empty()) {
-                    let (name, value) = line.split_once(':').unwrap_or((line, ""));
-                    let value = value.strip_prefix(' ').unwrap_or(value).to_string();
-                    match name {
-                        "" => event.comments.push(value),
-                        "event" => event.event = Some(value),
-                        "id" => event.id = Some(value),
-                        "data" => event.data = Some(value),
-                        _ => {}
-                    }
-                }
-                return Some(event);
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            match tokio::time::timeout(left, self.response.chunk()).await {
-                Ok(Ok(Some(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
-                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return None,
-            }
-        }
-    }
-
     /// The `sync` events until one for `key` says `status`; every one must be for `key`.
     async fn until_status(&mut self, key: &str, status: &str) -> Vec<(u64, Value)> {
         let deadline = Instant::now() + WAIT;
